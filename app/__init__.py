@@ -1,0 +1,105 @@
+"""Insight-Wave: the application factory."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFError, generate_csrf
+
+from app.config import Config
+from app.extensions import csrf, db, login_manager
+
+CSRF_COOKIE = "_csrf_token"  # the cookie dash-renderer copies into its X-CSRFToken header
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Mark the session cookie Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the Flask server with the Dash app mounted on it.
+
+    Without ``config.database_url`` the embedded PostgreSQL is started (or joined); its
+    handle is kept in ``server.extensions["embedded_postgres"]``.
+    """
+    config = config or Config.from_env()
+    server = Flask(__name__)
+    database_url = config.database_url
+    if database_url is None:
+        from app.embedded_db import start_embedded
+
+        embedded = start_embedded(config.data_dir)
+        server.extensions["embedded_postgres"] = embedded
+        database_url = embedded.url
+    server.config.update(
+        INSIGHTWAVE=config,
+        SECRET_KEY=config.secret_key,
+        SQLALCHEMY_DATABASE_URI=database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "connect_args": {"connect_timeout": 3}},
+        SESSION_COOKIE_NAME="insightwave_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.https,
+        PERMANENT_SESSION_LIFETIME=timedelta(days=config.session_days),
+        # The token is bound to the session; an hour's limit would break long-open dashboards.
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=True,
+        TESTING=config.testing,
+    )
+    server.session_interface = _SessionInterface()
+    db.init_app(server)
+    login_manager.init_app(server)
+    login_manager.session_protection = None  # sessions are server-side rows, revocable one by one
+    csrf.init_app(server)
+
+    from app import api, auth, health
+
+    server.register_blueprint(auth.bp)
+    server.register_blueprint(health.bp)
+    server.register_blueprint(api.bp)
+
+    from app import guard
+    from app.dash_app import build_dash
+
+    dash_app = build_dash(server)
+    server.extensions["dash"] = dash_app
+    guard.install(server, dash_app)
+    _install_error_handlers(server)
+    server.after_request(_set_csrf_cookie)
+    return server
+
+
+def _set_csrf_cookie(response: Response) -> Response:
+    """Give Dash pages the CSRF token that dash-renderer sends back with every callback."""
+    if request.endpoint in {"/", "/<path:path>"} and response.status_code in {200, 403, 404}:
+        response.set_cookie(
+            CSRF_COOKIE, generate_csrf(), samesite="Strict", secure=request.is_secure, httponly=False
+        )
+    return response
+
+
+def _install_error_handlers(server: Flask) -> None:
+    from app.guard import AccessDenied
+
+    def error(status: int, code: str, message: str) -> tuple[Response, int]:
+        return jsonify({"error": {"code": code, "message": message}}), status
+
+    @server.errorhandler(CSRFError)
+    def csrf_failed(exc: CSRFError) -> Any:
+        return error(400, "csrf_failed", "the CSRF token is missing or invalid; reload the page")
+
+    @server.errorhandler(AccessDenied)
+    def access_denied(exc: AccessDenied) -> Any:
+        return error(403, "forbidden", f"requires the {exc} role")
+
+    @server.errorhandler(500)
+    def internal(exc: Exception) -> Any:
+        return error(500, "internal", "something went wrong on the server; it has been logged")
+
+

@@ -1,0 +1,158 @@
+"""The ``insightwave`` command line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from flask import Flask
+
+from app.config import Config, ConfigError
+from app.users import UserError
+
+
+@contextmanager
+def _app() -> Iterator[Flask]:
+    """Build the app, migrate its database and hand it over inside an app context."""
+    from app import create_app, migrate
+    from app.embedded_db import EmbeddedDatabaseError
+
+    try:
+        config = Config.from_env()
+        server = create_app(config)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from exc
+    except EmbeddedDatabaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        migrate.upgrade(server.config["SQLALCHEMY_DATABASE_URI"])
+        with server.app_context():
+            yield server
+    finally:
+        embedded = server.extensions.get("embedded_postgres")
+        if embedded is not None:
+            embedded.release()
+
+
+@click.group()
+def main() -> None:
+    """Insight-Wave: real-time analytics on PostgreSQL."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8050, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--demo", is_flag=True, help="Feed a synthetic demo stream so there is data to see.")
+def serve(host: str, port: int, demo: bool) -> None:
+    """Run everything in one process: database (embedded if DATABASE_URL is unset) and web."""
+    from app.server import run
+
+    with _app() as server:
+        _seed_admin(server)
+        if demo:
+            click.echo("Demo data: the synthetic stream arrives with the ingestion issue (#3).")
+        run(server, host, port)
+
+
+def _seed_admin(server: Flask) -> None:
+    from app.users import seed_first_admin
+
+    config: Config = server.config["INSIGHTWAVE"]
+    seeded = seed_first_admin(config.admin_email, config.admin_password)
+    if seeded is None:
+        return
+    click.echo(f"Created the first admin: {seeded.user.email}")
+    if seeded.generated_password is not None:
+        click.echo(f"Its password, shown only this once: {seeded.generated_password}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Migrate the database to the newest schema (a no-op when it is there)."""
+    from app.migrate import current_revision
+
+    with _app() as server:
+        revision = current_revision(server.config["SQLALCHEMY_DATABASE_URI"])
+        click.echo(f"Database is at revision {revision}.")
+
+
+@main.group()
+def users() -> None:
+    """User accounts."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--role", required=True, help="admin, analyst or viewer.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(email: str, role: str, password_stdin: bool) -> None:
+    """Create a user; without --password-stdin a password is generated and printed once."""
+    from app.users import create_user
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    with _app(), _user_errors():
+        created = create_user(email, role, password)
+        click.echo(f"Created {created.user.email} ({created.user.role}).")
+        if created.generated_password is not None:
+            click.echo(f"Password, shown only this once: {created.generated_password}")
+
+
+@users.command("list")
+def users_list() -> None:
+    """List every user."""
+    from app.users import list_users
+
+    with _app():
+        click.echo(f"{'EMAIL':40} {'ROLE':8} {'ACTIVE':6} LAST SIGN-IN")
+        for user in list_users():
+            last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "-"
+            click.echo(f"{user.email:40} {user.role:8} {'yes' if user.active else 'no':6} {last}")
+
+
+@users.command("set-role")
+@click.argument("email")
+@click.argument("role")
+def users_set_role(email: str, role: str) -> None:
+    """Change a user's role."""
+    from app.users import set_role
+
+    with _app(), _user_errors():
+        user = set_role(email, role)
+        click.echo(f"{user.email} is now {user.role}.")
+
+
+@users.command("deactivate")
+@click.argument("email")
+def users_deactivate(email: str) -> None:
+    """Deactivate a user and end their sessions."""
+    from app.users import set_active
+
+    with _app(), _user_errors():
+        user = set_active(email, active=False)
+        click.echo(f"{user.email} is deactivated; their sessions have ended.")
+
+
+@users.command("activate")
+@click.argument("email")
+def users_activate(email: str) -> None:
+    """Reactivate a user."""
+    from app.users import set_active
+
+    with _app(), _user_errors():
+        user = set_active(email, active=True)
+        click.echo(f"{user.email} is active again.")
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc

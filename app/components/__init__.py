@@ -1,0 +1,1 @@
+"""Dash components shared by pages: the shell, error pages, placeholders."""

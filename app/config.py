@@ -1,0 +1,181 @@
+"""Configuration, built once from environment variables and checked before anything starts."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+MIN_SECRET_KEY_LENGTH = 32
+SECRET_KEY_FILE = "secret_key"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the app reads from its environment."""
+
+    data_dir: Path
+    secret_key: str
+    database_url: str | None = None
+    admin_email: str | None = None
+    admin_password: str | None = None
+    redis_url: str | None = None
+    login_max_failures: int = 5
+    lockout_minutes: int = 15
+    session_days: int = 14
+    https: bool = False
+    testing: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
+        """Read the configuration from ``environ`` (default: the process environment).
+
+        :raises ConfigError: naming the first malformed variable.
+        """
+        env = os.environ if environ is None else environ
+        data_dir = _data_dir(env.get("INSIGHTWAVE_DATA_DIR"))
+        values: dict[str, object] = {
+            "data_dir": data_dir,
+            "secret_key": _secret_key(env.get("INSIGHTWAVE_SECRET_KEY"), data_dir),
+            "database_url": _database_url("DATABASE_URL", env.get("DATABASE_URL")),
+            "admin_email": _optional(env.get("INSIGHTWAVE_ADMIN_EMAIL")),
+            "admin_password": _admin_password(env.get("INSIGHTWAVE_ADMIN_PASSWORD")),
+            "redis_url": _redis_url(env.get("REDIS_URL")),
+            "login_max_failures": _positive_int(
+                "INSIGHTWAVE_LOGIN_MAX_FAILURES", env.get("INSIGHTWAVE_LOGIN_MAX_FAILURES"), 5
+            ),
+            "lockout_minutes": _positive_int(
+                "INSIGHTWAVE_LOCKOUT_MINUTES", env.get("INSIGHTWAVE_LOCKOUT_MINUTES"), 15
+            ),
+            "session_days": _positive_int(
+                "INSIGHTWAVE_SESSION_DAYS", env.get("INSIGHTWAVE_SESSION_DAYS"), 14
+            ),
+            "https": _boolean("INSIGHTWAVE_HTTPS", env.get("INSIGHTWAVE_HTTPS")),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _optional(raw: str | None) -> str | None:
+    return raw.strip() or None if raw is not None else None
+
+
+def _data_dir(raw: str | None) -> Path:
+    path = Path(raw).expanduser() if raw and raw.strip() else Path(
+        platformdirs.user_data_dir("insightwave")
+    )
+    if path.exists() and not path.is_dir():
+        raise ConfigError("INSIGHTWAVE_DATA_DIR", f"{path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("INSIGHTWAVE_DATA_DIR", f"cannot create {path}: {exc.strerror}") from exc
+    return path.resolve()
+
+
+def _secret_key(raw: str | None, data_dir: Path) -> str:
+    if raw is not None and raw != "":
+        if len(raw) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                "INSIGHTWAVE_SECRET_KEY",
+                f"must be at least {MIN_SECRET_KEY_LENGTH} characters (got {len(raw)}); "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+            )
+        return raw
+    return _stored_secret_key(data_dir)
+
+
+def _stored_secret_key(data_dir: Path) -> str:
+    """Return the key kept in the data directory, creating it once so sessions survive restarts."""
+    path = data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        # link() fails if another process won the race; both then read the winner's key.
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    key = path.read_text().strip()
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError("INSIGHTWAVE_SECRET_KEY", f"the stored key in {path} is too short")
+    return key
+
+
+def _database_url(variable: str, raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError as exc:
+        raise ConfigError(variable, "is not a database URL (postgresql://user@host/db)") from exc
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(variable, f"must be a postgresql:// URL, not {url.drivername}://")
+    if not url.database:
+        raise ConfigError(variable, "names no database (postgresql://user@host/DATABASE)")
+    return _with_psycopg(url).render_as_string(hide_password=False)
+
+
+def _with_psycopg(url: URL) -> URL:
+    return url.set(drivername="postgresql+psycopg")
+
+
+def _redis_url(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("REDIS_URL", "must start with redis://, rediss:// or unix://")
+    return raw
+
+
+def _admin_password(raw: str | None) -> str | None:
+    if raw is None or raw == "":
+        return None
+    from app.passwords import PasswordPolicyError, check_password_policy
+
+    try:
+        check_password_policy(raw)
+    except PasswordPolicyError as exc:
+        raise ConfigError("INSIGHTWAVE_ADMIN_PASSWORD", str(exc)) from exc
+    return raw
+
+
+def _positive_int(variable: str, raw: str | None, default: int) -> int:
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(variable, f"must be a whole number, got {raw!r}") from exc
+    if value <= 0:
+        raise ConfigError(variable, f"must be greater than 0, got {value}")
+    return value
+
+
+def _boolean(variable: str, raw: str | None) -> bool:
+    if raw is None or raw.strip() == "":
+        return False
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(variable, f"must be true or false, got {raw!r}")

@@ -1,0 +1,178 @@
+"""The one access guard: every page, Dash callback and API route is checked here, on the server.
+
+Rules come from where things are declared: a page's role from its ``register_page(...,
+required_role=...)``; a callback takes the role of the page module that defines it; an API
+view carries the role given by ``@requires``. Anything without a rule is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import dash
+from flask import Flask, Response, current_app, g, jsonify, redirect, request
+from flask_login import current_user
+
+from app.models import Role
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CALLBACK_ENDPOINT = "/_dash-update-component"
+DASH_PAGE_ENDPOINTS = {"/", "/<path:path>"}
+# Reachable without signing in: the login form, health checks and static files the login
+# page and Dash's JavaScript bundle need (they carry no data).
+PUBLIC_ENDPOINTS = {
+    "auth.login",
+    "auth.logout",
+    "health.healthz",
+    "static",
+    "/_favicon.ico",
+    "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>",
+}
+PUBLIC_ENDPOINT_PREFIXES = ("_dash_assets",)
+# Modules outside pages/ whose callbacks any signed-in user may call: Dash's own page router
+# (its output is the page layout, which is guarded itself) and the shell (theme, navigation).
+SHELL_CALLBACK_MODULES = {"dash.dash": Role.VIEWER, "app.components.shell": Role.VIEWER}
+
+
+class AccessDenied(Exception):
+    """Raised by ``raise_for_access`` when the current user may not do something."""
+
+
+def current_role() -> Role | None:
+    """Return the signed-in user's role, or None for an anonymous visitor."""
+    if not current_user.is_authenticated:
+        return None
+    return Role(current_user.role)
+
+
+def can_access(required: Role) -> bool:
+    """Tell whether the current user holds ``required`` (or a role above it)."""
+    role = current_role()
+    return role is not None and role.includes(required)
+
+
+def raise_for_access(required: Role) -> None:
+    """:raises AccessDenied: when the current user does not hold ``required``."""
+    if not can_access(required):
+        raise AccessDenied(required.value)
+
+
+def requires(role: Role) -> Callable[[F], F]:
+    """Declare the role an API or Flask view needs; the guard enforces it before the view runs."""
+
+    def mark(view: F) -> F:
+        view.required_role = role  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def page_role(page: dict[str, Any]) -> Role:
+    """Return the role a registered Dash page requires (viewer unless it says otherwise)."""
+    return Role(page.get("required_role", Role.VIEWER.value))
+
+
+def page_for_path(pathname: str) -> dict[str, Any] | None:
+    """Return the registered page served at ``pathname``, or None."""
+    wanted = "/" + pathname.strip("/")
+    for page in dash.page_registry.values():
+        if page["path"] == wanted and not page["module"].endswith("not_found_404"):
+            return dict(page)
+    return None
+
+
+def callback_role(dash_app: dash.Dash, output: str) -> Role | None:
+    """Return the role a callback (named by its output spec) requires, or None if it has no rule."""
+    entry = dash_app.callback_map.get(output)
+    if entry is None:
+        return None
+    module = getattr(entry["callback"], "__module__", "")
+    if module in SHELL_CALLBACK_MODULES:
+        return SHELL_CALLBACK_MODULES[module]
+    page = dash.page_registry.get(module)
+    return page_role(page) if page is not None else None
+
+
+def install(server: Flask, dash_app: dash.Dash) -> None:
+    """Wrap every page layout and check every request of ``server``."""
+    from app.components.errors import forbidden_layout
+
+    for page in dash.page_registry.values():
+        page["layout"] = _guarded_layout(page["layout"], page_role(page), forbidden_layout)
+
+    @server.before_request
+    def check_request() -> Any:
+        return _check(dash_app)
+
+    @server.after_request
+    def page_status(response: Response) -> Response:
+        status = g.pop("page_status", None)
+        if status is not None and response.status_code == 200:
+            response.status_code = status
+        return response
+
+
+def _guarded_layout(
+    layout: Any, role: Role, forbidden: Callable[[], Any]
+) -> Callable[..., Any]:
+    def guarded(**kwargs: Any) -> Any:
+        if not can_access(role):
+            return forbidden()
+        return layout(**kwargs) if callable(layout) else layout
+
+    return guarded
+
+
+def _check(dash_app: dash.Dash) -> Any:
+    endpoint = request.endpoint or ""
+    if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith(PUBLIC_ENDPOINT_PREFIXES):
+        return None
+    if not current_user.is_authenticated:
+        return _refuse_anonymous(endpoint)
+    if endpoint == CALLBACK_ENDPOINT:
+        return _check_callback(dash_app)
+    if endpoint in DASH_PAGE_ENDPOINTS:
+        page = page_for_path(request.path)
+        if page is None:
+            g.page_status = 404
+        elif not can_access(page_role(page)):
+            g.page_status = 403
+        return None
+    if endpoint.startswith("/_dash-") or endpoint == "/_reload-hash":
+        return None  # layout and dependency lists: the same for every signed-in user
+    view = current_app.view_functions.get(endpoint)
+    required = getattr(view, "required_role", None)
+    if required is None:
+        return _json_error(403, "forbidden", "this route has no access rule")
+    if not can_access(required):
+        return _json_error(403, "forbidden", f"requires the {required.value} role")
+    return None
+
+
+def _check_callback(dash_app: dash.Dash) -> Any:
+    body = request.get_json(silent=True)
+    output = body.get("output") if isinstance(body, dict) else None
+    if not isinstance(output, str):
+        return _json_error(400, "bad_request", "a callback request names its output")
+    required = callback_role(dash_app, output)
+    if required is None:
+        return _json_error(403, "forbidden", "this callback has no access rule")
+    if not can_access(required):
+        return _json_error(403, "forbidden", f"requires the {required.value} role")
+    return None
+
+
+def _refuse_anonymous(endpoint: str) -> Any:
+    if endpoint in DASH_PAGE_ENDPOINTS and request.method == "GET":
+        target = request.full_path.rstrip("?")
+        return redirect("/login?" + urlencode({"next": target}))
+    return _json_error(401, "unauthorized", "sign in first")
+
+
+def _json_error(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response

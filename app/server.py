@@ -1,0 +1,32 @@
+"""Serve the app in this process (``insightwave serve``) until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+import click
+from flask import Flask
+from waitress import create_server
+
+
+def _exit(signum: int, _frame: FrameType | None) -> None:
+    # SystemExit unwinds through the serve loop, so the finally blocks and atexit hooks run
+    # (they stop the embedded PostgreSQL when this was its last user).
+    sys.exit(128 + signum)
+
+
+def run(server: Flask, host: str, port: int, threads: int = 8) -> None:
+    """Serve ``server`` with waitress; return after SIGTERM or SIGINT."""
+    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGINT, _exit)
+    wsgi = create_server(server, host=host, port=port, threads=threads, ident="insightwave")
+    click.echo(f"Insight-Wave is running at http://{host}:{wsgi.effective_port}/  (Ctrl-C stops it)")
+    try:
+        wsgi.run()
+    except SystemExit:
+        click.echo("Stopping Insight-Wave.")
+        raise
+    finally:
+        wsgi.close()

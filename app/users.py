@@ -1,0 +1,190 @@
+"""Users: creation, roles, activation, sign-in checks and the first admin."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from app import audit
+from app.extensions import db
+from app.models import Role, User
+from app.passwords import (
+    PasswordPolicyError,
+    check_password_policy,
+    generate_password,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+
+DEFAULT_ADMIN_EMAIL = "admin@localhost"
+# A deliberately plain check: email-validator refuses single-label domains such as the
+# documented first admin, admin@localhost.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+class UserError(ValueError):
+    """A user change was refused; the message says why in words for the person asking."""
+
+
+@dataclass(frozen=True)
+class NewUser:
+    user: User
+    generated_password: str | None
+
+
+def normalize_email(raw: str) -> str:
+    """Return the canonical (trimmed, lower-case) form of an email address.
+
+    :raises UserError: when it is not an email address.
+    """
+    email = raw.strip().lower()
+    if len(email) > 254 or not _EMAIL.match(email) or ".." in email:
+        raise UserError(f"{raw!r} is not a valid email address")
+    return email
+
+
+def parse_role(raw: str) -> Role:
+    """Return the role named ``raw``; :raises UserError: for an unknown role."""
+    try:
+        return Role(raw.strip().lower())
+    except ValueError:
+        names = ", ".join(role.value for role in Role)
+        raise UserError(f"unknown role {raw!r}: choose one of {names}") from None
+
+
+def find_user(email: str) -> User | None:
+    """Return the user with ``email``, or None."""
+    return db.session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+def get_user(email: str) -> User:
+    user = find_user(email)
+    if user is None:
+        raise UserError(f"no user with email {email!r}")
+    return user
+
+
+def list_users() -> list[User]:
+    """Return every user, by email."""
+    return list(db.session.scalars(select(User).order_by(User.email)))
+
+
+def count_users() -> int:
+    return db.session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def create_user(
+    email: str, role: Role | str, password: str | None = None, actor: User | None = None
+) -> NewUser:
+    """Create an active user; without ``password`` one is generated and returned once.
+
+    :raises UserError: for a bad email, role or password, or an email already taken.
+    """
+    address = normalize_email(email)
+    chosen_role = role if isinstance(role, Role) else parse_role(role)
+    generated = None
+    if password is None:
+        password = generated = generate_password()
+    try:
+        check_password_policy(password)
+    except PasswordPolicyError as exc:
+        raise UserError(f"password {exc}") from exc
+    if find_user(address) is not None:
+        raise UserError(f"a user with email {address} already exists")
+    user = User(email=address, role=chosen_role.value, password_hash=hash_password(password))
+    db.session.add(user)
+    db.session.flush()
+    audit.record("user.create", actor, address, role=chosen_role.value)
+    db.session.commit()
+    return NewUser(user, generated)
+
+
+def set_role(email: str, role: Role | str, actor: User | None = None) -> User:
+    """Change a user's role; the last active admin cannot be demoted."""
+    user = get_user(email)
+    new_role = role if isinstance(role, Role) else parse_role(role)
+    if user.role == Role.ADMIN and new_role != Role.ADMIN:
+        _refuse_if_last_admin(user, "demoted")
+    old_role = user.role
+    user.role = new_role.value
+    audit.record("user.set_role", actor, user.email, old=old_role, new=new_role.value)
+    db.session.commit()
+    return user
+
+
+def set_active(email: str, active: bool, actor: User | None = None) -> User:
+    """Deactivate (ending every session at once) or reactivate a user."""
+    from app.sessions import revoke_all_sessions
+
+    user = get_user(email)
+    if not active and user.role == Role.ADMIN and user.active:
+        _refuse_if_last_admin(user, "deactivated")
+    user.active = active
+    if not active:
+        revoke_all_sessions(user.id)
+    audit.record("user.activate" if active else "user.deactivate", actor, user.email)
+    db.session.commit()
+    return user
+
+
+def _refuse_if_last_admin(user: User, verb: str) -> None:
+    # Lock the admin rows so two concurrent demotions cannot both see "another admin left".
+    admins = db.session.scalars(
+        select(User.id).where(User.role == Role.ADMIN.value, User.active).with_for_update()
+    ).all()
+    if set(admins) <= {user.id}:
+        db.session.rollback()
+        raise UserError(f"{user.email} is the last active admin and cannot be {verb}")
+
+
+def seed_first_admin(email: str | None, password: str | None) -> NewUser | None:
+    """Create the first admin when there are no users yet; return it, or None if users exist."""
+    if count_users() > 0:
+        return None
+    return create_user(email or DEFAULT_ADMIN_EMAIL, Role.ADMIN, password)
+
+
+def authenticate(email: str, password: str, max_failures: int, lockout: timedelta) -> User | None:
+    """Return the user when the credentials are right and the account is usable, else None.
+
+    Failures are counted; at ``max_failures`` the account locks for ``lockout``. Callers
+    show one message for every refusal, so a response never tells whether an email exists.
+    """
+    try:
+        address = normalize_email(email)
+    except UserError:
+        verify_password(None, password)
+        return None
+    user = db.session.scalar(select(User).where(User.email == address).with_for_update())
+    now = datetime.now(UTC)
+    if user is None:
+        verify_password(None, password)
+        audit.record("login.failure", None, address, reason="unknown email")
+        db.session.commit()
+        return None
+    if user.locked_until is not None and user.locked_until > now:
+        verify_password(None, password)
+        audit.record("login.failure", user, address, reason="locked")
+        db.session.commit()
+        return None
+    if not verify_password(user.password_hash, password) or not user.active:
+        reason = "inactive" if user.active is False else "wrong password"
+        user.failed_logins += 1
+        audit.record("login.failure", user, address, reason=reason)
+        if user.failed_logins >= max_failures:
+            user.failed_logins = 0
+            user.locked_until = now + lockout
+            audit.record("login.lockout", user, address, minutes=lockout.total_seconds() / 60)
+        db.session.commit()
+        return None
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    if user.password_hash and needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    audit.record("login.success", user, address)
+    return user

@@ -1,0 +1,1 @@
+"""Ingestion: sources, parsing, validation, loading and jobs (built by the ingestion issue)."""

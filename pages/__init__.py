@@ -1,0 +1,1 @@
+"""Dash pages: one file per page with its ``register_page``, ``layout`` and callbacks."""

@@ -73,9 +73,6 @@ def list_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.email)))
 
 
-def count_users() -> int:
-    return db.session.scalar(select(func.count()).select_from(User)) or 0
-
 
 def create_user(
     email: str, role: Role | str, password: str | None = None, actor: User | None = None
@@ -142,8 +139,11 @@ def _refuse_if_last_admin(user: User, verb: str) -> None:
 
 
 def seed_first_admin(email: str | None, password: str | None) -> NewUser | None:
-    """Create the first admin when there are no users yet; return it, or None if users exist."""
-    if count_users() > 0:
+    """Create the first admin when there is no admin yet; return it, or None if one exists."""
+    admins = db.session.scalar(
+        select(func.count()).select_from(User).where(User.role == Role.ADMIN.value)
+    )
+    if admins:
         return None
     return create_user(email or DEFAULT_ADMIN_EMAIL, Role.ADMIN, password)
 

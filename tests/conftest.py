@@ -1,0 +1,184 @@
+"""Fixtures: a real PostgreSQL, the app, a test client, a CLI runner and a sign-in helper.
+
+The database is the embedded PostgreSQL in a temporary directory, or the server named by
+``TEST_DATABASE_URL``; either way each test session migrates a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from flask.testing import FlaskClient
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from app import create_app, migrate
+from app.config import Config
+from app.extensions import db
+from app.models import Role
+from app.users import create_user
+
+PASSWORD = "correct horse battery"
+CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def libpq_url(url: str) -> str:
+    """Turn a SQLAlchemy URL into one psycopg accepts."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a PostgreSQL server's maintenance database (embedded unless TEST_DATABASE_URL)."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield make_url(external).set(drivername="postgresql+psycopg").render_as_string(False)
+        return
+    from app.embedded_db import start_embedded
+
+    embedded = start_embedded(tmp_path_factory.mktemp("embedded"))
+    yield embedded.url
+    embedded.release()
+
+
+def create_database(server_url: str, name: str) -> str:
+    """Create an empty database on the server and return its URL."""
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def fresh_database(server_url: str) -> Iterator[Any]:
+    """Factory of empty databases, dropped at the end of the session."""
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"iw_test_{secrets.token_hex(6)}"
+        names.append(name)
+        return create_database(server_url, name)
+
+    yield make
+    for name in names:
+        drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def database_url(fresh_database: Any) -> str:
+    url: str = fresh_database()
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def make_app(database_url: str, data_dir: Path) -> Iterator[Any]:
+    """Factory of apps on the test database; extra environment variables may be given."""
+    apps: list[Flask] = []
+
+    def make(**env: str) -> Flask:
+        environ = {"INSIGHTWAVE_DATA_DIR": str(data_dir), "DATABASE_URL": database_url, **env}
+        app = create_app(Config.from_env(environ, testing=True))
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(make_app: Any) -> Flask:
+    return make_app()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request: pytest.FixtureRequest) -> None:
+    """Start each test that uses the database with no users, sessions or audit rows."""
+    if "database_url" not in request.fixturenames:
+        return
+    url = request.getfixturevalue("database_url")
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute("TRUNCATE users, user_sessions, audit_log RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def cli_env(database_url: str, data_dir: Path) -> dict[str, str]:
+    return {"DATABASE_URL": database_url, "INSIGHTWAVE_DATA_DIR": str(data_dir)}
+
+
+@pytest.fixture
+def runner(cli_env: dict[str, str]) -> CliRunner:
+    return CliRunner(env=cli_env)
+
+
+class AuthActions:
+    """Create users and sign in through the real /login form."""
+
+    def __init__(self, app: Flask, client: FlaskClient) -> None:
+        self._app = app
+        self._client = client
+
+    def create(self, email: str, role: Role | str, password: str = PASSWORD) -> None:
+        with self._app.app_context():
+            create_user(email, role, password)
+            db.session.remove()
+
+    def csrf_token(self, path: str = "/login") -> str:
+        page = self._client.get(path).get_data(as_text=True)
+        match = CSRF_INPUT.search(page)
+        assert match, f"no CSRF field on {path}"
+        return match.group(1)
+
+    def login(self, email: str, password: str = PASSWORD, next_url: str = "") -> Any:
+        return self._client.post(
+            "/login",
+            data={
+                "email": email,
+                "password": password,
+                "csrf_token": self.csrf_token(),
+                "next": next_url,
+            },
+        )
+
+    def login_as(self, role: Role | str) -> str:
+        """Create a user with ``role``, sign in as them and return their email."""
+        email = f"{Role(role).value}@example.com"
+        self.create(email, role)
+        response = self.login(email)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return email
+
+    def logout(self) -> Any:
+        return self._client.post("/logout", data={"csrf_token": self.csrf_token("/logout")})
+
+
+@pytest.fixture
+def auth(app: Flask, client: FlaskClient) -> AuthActions:
+    return AuthActions(app, client)

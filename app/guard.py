@@ -87,9 +87,10 @@ def page_for_path(pathname: str) -> dict[str, Any] | None:
 def callback_role(dash_app: dash.Dash, output: str) -> Role | None:
     """Return the role a callback (named by its output spec) requires, or None if it has no rule."""
     entry = dash_app.callback_map.get(output)
-    if entry is None:
-        return None
-    module = getattr(entry["callback"], "__module__", "")
+    function = entry.get("callback") if entry is not None else None
+    if function is None:
+        return None  # unknown, or clientside: the server has nothing to run
+    module = getattr(function, "__module__", "")
     if module in SHELL_CALLBACK_MODULES:
         return SHELL_CALLBACK_MODULES[module]
     page = dash.page_registry.get(module)

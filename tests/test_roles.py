@@ -1,0 +1,205 @@
+"""The role matrix: every page and every callback, enumerated from the running app.
+
+The tables below say who may open what. A page or callback that the app registers but
+the tables do not mention fails ``test_every_page_has_a_rule`` or
+``test_every_callback_has_a_rule``, so nothing new can escape the guard unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import dash
+import pytest
+
+from app.models import Role
+
+ANONYMOUS = None
+ROLES = [ANONYMOUS, Role.VIEWER, Role.ANALYST, Role.ADMIN]
+
+# path -> the lowest role that may open it
+PAGE_RULES = {
+    "/": Role.VIEWER,
+    "/explore": Role.VIEWER,
+    "/dashboards": Role.VIEWER,
+    "/live": Role.VIEWER,
+    "/datasets": Role.ANALYST,
+    "/jobs": Role.ANALYST,
+    "/admin/users": Role.ADMIN,
+    "/admin/audit": Role.ADMIN,
+    "/404": Role.VIEWER,
+}
+CLIENTSIDE = "clientside"  # runs in the browser; the server refuses it for everyone
+ROUTER = ".._pages_content.children..._pages_store.data.."
+# callback output -> the lowest role that may call it
+CALLBACK_RULES = {
+    ROUTER: Role.VIEWER,
+    "_pages_dummy.children": CLIENTSIDE,
+    "shell-provider.forceColorScheme": CLIENTSIDE,
+    "admin-users-grid.rowData": Role.ADMIN,
+    "admin-audit-grid.rowData": Role.ADMIN,
+}
+
+
+def allowed(role, required):
+    return role is not None and required != CLIENTSIDE and role.includes(required)
+
+
+@pytest.fixture
+def dash_app(app, client):
+    client.get("/login")  # Dash registers its page router on the first request
+    return app.extensions["dash"]
+
+
+def sign_in(auth, role):
+    if role is not None:
+        auth.login_as(role)
+
+
+def csrf_header(client):
+    client.get("/")
+    cookie = client.get_cookie("_csrf_token")
+    return {"X-CSRFToken": cookie.value} if cookie else {}
+
+
+def callback_body(dash_app, output, pathname="/"):
+    """A request body for the callback, with every input set the way a browser would."""
+    spec = dash_app.callback_map[output]
+    values = {"pathname": pathname, "search": ""}
+    inputs = [
+        {"id": item["id"], "property": item["property"], "value": values.get(item["property"], 1)}
+        for item in spec["inputs"]
+    ]
+    outputs = [
+        {"id": part.split(".")[0], "property": part.split(".")[1]}
+        for part in output.strip(".").split("...")
+    ]
+    return {
+        "output": output,
+        "outputs": outputs if len(outputs) > 1 else outputs[0],
+        "inputs": inputs,
+        "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"],
+        "state": [],
+    }
+
+
+def test_every_page_has_a_rule(dash_app):
+    registered = {page["path"] for page in dash.page_registry.values()}
+    assert registered == set(PAGE_RULES)
+
+
+def test_every_callback_has_a_rule(dash_app):
+    assert set(dash_app.callback_map) == set(CALLBACK_RULES)
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.value if r else "anonymous")
+@pytest.mark.parametrize("path", sorted(set(PAGE_RULES) - {"/404"}))
+def test_page_matrix(dash_app, client, auth, role, path):
+    sign_in(auth, role)
+    response = client.get(path)
+    if role is None:
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/login?next=")
+    elif allowed(role, PAGE_RULES[path]):
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 403
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.value if r else "anonymous")
+@pytest.mark.parametrize("path", sorted(set(PAGE_RULES) - {"/404"}))
+def test_page_content_matrix(dash_app, client, auth, role, path):
+    """The page router serves a page's layout only to roles allowed to see it."""
+    sign_in(auth, role)
+    response = client.post(
+        "/_dash-update-component",
+        json=callback_body(dash_app, ROUTER, pathname=path),
+        headers=csrf_header(client),
+    )
+    if role is None:
+        assert response.status_code in {400, 401}
+        return
+    assert response.status_code == 200
+    content = json.dumps(response.get_json()["response"]["_pages_content"]["children"])
+    assert ('"error-403"' not in content) == allowed(role, PAGE_RULES[path])
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.value if r else "anonymous")
+@pytest.mark.parametrize("output", sorted(CALLBACK_RULES))
+def test_callback_matrix(dash_app, client, auth, role, output):
+    sign_in(auth, role)
+    response = client.post(
+        "/_dash-update-component",
+        json=callback_body(dash_app, output),
+        headers=csrf_header(client),
+    )
+    if role is None:
+        assert response.status_code in {400, 401}
+    elif allowed(role, CALLBACK_RULES[output]):
+        assert response.status_code in {200, 204}
+    else:
+        assert response.status_code == 403
+        assert response.get_json()["error"]["code"] == "forbidden"
+
+
+def test_callback_without_csrf_token_is_refused(dash_app, client, auth):
+    auth.login_as(Role.ADMIN)
+    response = client.post(
+        "/_dash-update-component", json=callback_body(dash_app, "admin-users-grid.rowData")
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "csrf_failed"
+
+
+def test_unknown_callback_is_refused(dash_app, client, auth):
+    auth.login_as(Role.ADMIN)
+    body = callback_body(dash_app, "admin-users-grid.rowData") | {"output": "nope.children"}
+    response = client.post("/_dash-update-component", json=body, headers=csrf_header(client))
+    assert response.status_code == 403
+
+
+def test_admin_callback_returns_the_users(dash_app, client, auth):
+    auth.login_as(Role.ADMIN)
+    response = client.post(
+        "/_dash-update-component",
+        json=callback_body(dash_app, "admin-users-grid.rowData"),
+        headers=csrf_header(client),
+    )
+    rows = response.get_json()["response"]["admin-users-grid"]["rowData"]
+    assert [row["email"] for row in rows] == ["admin@example.com"]
+
+
+def test_unknown_page_is_a_404(dash_app, client, auth):
+    auth.login_as(Role.VIEWER)
+    assert client.get("/no/such/page").status_code == 404
+    response = client.post(
+        "/_dash-update-component",
+        json=callback_body(dash_app, ROUTER, "/no/such/page"),
+        headers=csrf_header(client),
+    )
+    assert '"error-404"' in json.dumps(response.get_json())
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.ANALYST, Role.ADMIN], ids=str)
+def test_navigation_shows_only_what_the_role_may_open(client, auth, role):
+    auth.login_as(role)
+    links = set(hrefs(client.get("/_dash-layout").get_json()))
+    expected = {path for path, required in PAGE_RULES.items() if allowed(role, required)}
+    assert links == expected - {"/404"} | {"/logout"}
+
+
+def hrefs(node):
+    """Every href in a Dash layout (JSON), depth first."""
+    if isinstance(node, dict):
+        if isinstance(node.get("href"), str):
+            yield node["href"]
+        for value in node.values():
+            yield from hrefs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from hrefs(value)
+
+
+@pytest.mark.parametrize("path", ["/_dash-layout", "/_dash-dependencies", "/api/v1/me"])
+def test_app_data_needs_a_session(client, path):
+    assert client.get(path).status_code == 401

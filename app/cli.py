@@ -10,6 +10,7 @@ import click
 from flask import Flask
 
 from app.config import Config, ConfigError
+from app.extensions import db
 from app.users import UserError
 
 
@@ -29,7 +30,11 @@ def _app() -> Iterator[Flask]:
     try:
         migrate.upgrade(server.config["SQLALCHEMY_DATABASE_URI"])
         with server.app_context():
-            yield server
+            try:
+                yield server
+            finally:
+                db.session.remove()
+                db.engine.dispose()
     finally:
         embedded = server.extensions.get("embedded_postgres")
         if embedded is not None:
@@ -68,12 +73,12 @@ def _seed_admin(server: Flask) -> None:
         click.echo(f"Its password, shown only this once: {seeded.generated_password}")
 
 
-@main.group()
-def db() -> None:
+@main.group("db")
+def db_group() -> None:
     """Database schema."""
 
 
-@db.command()
+@db_group.command()
 def upgrade() -> None:
     """Migrate the database to the newest schema (a no-op when it is there)."""
     from app.migrate import current_revision

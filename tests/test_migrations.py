@@ -1,0 +1,65 @@
+"""Alembic migrations from an empty database."""
+
+from __future__ import annotations
+
+import psycopg
+
+from app import migrate
+from tests.conftest import libpq_url
+
+
+def catalogue(url, query):
+    with psycopg.connect(libpq_url(url)) as connection:
+        return sorted(row[0] for row in connection.execute(query))
+
+
+def test_upgrade_from_empty_creates_the_schema(fresh_database):
+    url = fresh_database()
+    assert migrate.current_revision(url) is None
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == migrate.head_revision()
+    tables = catalogue(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    assert tables == ["alembic_version", "audit_log", "user_sessions", "users"]
+    columns = catalogue(
+        url, "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'"
+    )
+    assert columns == sorted(
+        ["id", "email", "password_hash", "role", "active", "failed_logins", "locked_until",
+         "created_at", "last_login_at"]
+    )
+
+
+def test_upgrade_twice_is_a_no_op(fresh_database):
+    url = fresh_database()
+    migrate.upgrade(url)
+    before = catalogue(url, "SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace")
+    migrate.upgrade(url)
+    after = catalogue(url, "SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace")
+    assert before == after
+
+
+def test_every_constraint_has_a_conventional_name(fresh_database):
+    url = fresh_database()
+    migrate.upgrade(url)
+    names = catalogue(
+        url,
+        "SELECT conname FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
+        "WHERE t.relname <> 'alembic_version' AND c.connamespace = 'public'::regnamespace "
+        "AND c.contype <> 'n'",  # PostgreSQL 18 lists NOT NULL as constraints too
+    )
+    assert names
+    assert all(name.startswith(("pk_", "fk_", "uq_", "ck_")) for name in names), names
+
+
+def test_database_refuses_a_role_outside_the_three(fresh_database):
+    url = fresh_database()
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url)) as connection:
+        try:
+            connection.execute(
+                "INSERT INTO users (email, role) VALUES ('x@example.com', 'superuser')"
+            )
+        except psycopg.errors.CheckViolation as exc:
+            assert "ck_users_role_known" in str(exc)
+        else:
+            raise AssertionError("the role check did not fire")

@@ -79,7 +79,11 @@ def _set_csrf_cookie(response: Response) -> Response:
     """Give Dash pages the CSRF token that dash-renderer sends back with every callback."""
     if request.endpoint in {"/", "/<path:path>"} and response.status_code in {200, 403, 404}:
         response.set_cookie(
-            CSRF_COOKIE, generate_csrf(), samesite="Strict", secure=request.is_secure, httponly=False
+            CSRF_COOKIE,
+            generate_csrf(),
+            samesite="Strict",
+            secure=request.is_secure,
+            httponly=False,
         )
     return response
 
@@ -101,5 +105,3 @@ def _install_error_handlers(server: Flask) -> None:
     @server.errorhandler(500)
     def internal(exc: Exception) -> Any:
         return error(500, "internal", "something went wrong on the server; it has been logged")
-
-

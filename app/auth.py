@@ -29,7 +29,7 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
     next = HiddenField()
 
 
-@login_manager.user_loader
+@login_manager.user_loader  # type: ignore[untyped-decorator]
 def load_user(session_token: str) -> User | None:
     return load_session(session_token)
 
@@ -50,8 +50,10 @@ def login() -> Any:
         form.next.data = request.args.get("next", "")
         return render_template("login.html", form=form, error=None)
     if not form.validate_on_submit():
-        message = "Your form expired. Please sign in again." if "csrf_token" in form.errors else (
-            "Enter your email and password."
+        message = (
+            "Your form expired. Please sign in again."
+            if "csrf_token" in form.errors
+            else ("Enter your email and password.")
         )
         return render_template("login.html", form=form, error=message), 400
     config = current_app.config["INSIGHTWAVE"]

@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 MIN_SECRET_KEY_LENGTH = 32
-SECRET_KEY_FILE = "secret_key"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
 
 
 class ConfigError(ValueError):
@@ -75,8 +75,10 @@ def _optional(raw: str | None) -> str | None:
 
 
 def _data_dir(raw: str | None) -> Path:
-    path = Path(raw).expanduser() if raw and raw.strip() else Path(
-        platformdirs.user_data_dir("insightwave")
+    path = (
+        Path(raw).expanduser()
+        if raw and raw.strip()
+        else Path(platformdirs.user_data_dir("insightwave"))
     )
     if path.exists() and not path.is_dir():
         raise ConfigError("INSIGHTWAVE_DATA_DIR", f"{path} exists and is not a directory")

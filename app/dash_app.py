@@ -16,12 +16,12 @@ def build_dash(server: Flask) -> dash.Dash:
     """Create the multi-page Dash app (pages from ``pages/``) on ``server``."""
     dash_app = dash.Dash(
         "app",
-        server=server,
+        server=server,  # type: ignore[arg-type]
         use_pages=True,
         pages_folder=str(ROOT / "pages"),
         assets_folder=str(ROOT / "assets"),
         title="Insight-Wave",
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]
         # Page layouts depend on the user's role, so not every id exists in every layout.
         suppress_callback_exceptions=True,
     )

@@ -9,6 +9,7 @@ half-initialised data directory behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -85,7 +86,9 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
         query={"host": str(info.socket_dir), "port": str(info.port)},
     )
     _create_database(server.get_uri())
-    return EmbeddedPostgres(pgdata=pgdata, url=url.render_as_string(hide_password=False), _server=server)
+    return EmbeddedPostgres(
+        pgdata=pgdata, url=url.render_as_string(hide_password=False), _server=server
+    )
 
 
 def _initialise_atomically(library: Any, pgdata: Path) -> None:
@@ -135,7 +138,8 @@ def _create_database(admin_uri: str) -> None:
             "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
         ).fetchone()
         if exists is None:
-            try:
-                connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it between our check and our CREATE
+            # Another process may create it between our check and our CREATE.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                connection.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME))
+                )

@@ -116,9 +116,7 @@ def install(server: Flask, dash_app: dash.Dash) -> None:
         return response
 
 
-def _guarded_layout(
-    layout: Any, role: Role, forbidden: Callable[[], Any]
-) -> Callable[..., Any]:
+def _guarded_layout(layout: Any, role: Role, forbidden: Callable[[], Any]) -> Callable[..., Any]:
     def guarded(**kwargs: Any) -> Any:
         if not can_access(role):
             return forbidden()

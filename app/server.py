@@ -8,7 +8,7 @@ from types import FrameType
 
 import click
 from flask import Flask
-from waitress import create_server
+from waitress.server import create_server
 
 
 def _exit(signum: int, _frame: FrameType | None) -> None:
@@ -22,7 +22,9 @@ def run(server: Flask, host: str, port: int, threads: int = 8) -> None:
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
     wsgi = create_server(server, host=host, port=port, threads=threads, ident="insightwave")
-    click.echo(f"Insight-Wave is running at http://{host}:{wsgi.effective_port}/  (Ctrl-C stops it)")
+    click.echo(
+        f"Insight-Wave is running at http://{host}:{wsgi.effective_port}/  (Ctrl-C stops it)"
+    )
     try:
         wsgi.run()
     except SystemExit:

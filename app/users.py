@@ -73,7 +73,6 @@ def list_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.email)))
 
 
-
 def create_user(
     email: str, role: Role | str, password: str | None = None, actor: User | None = None
 ) -> NewUser:
@@ -159,7 +158,9 @@ def authenticate(email: str, password: str, max_failures: int, lockout: timedelt
     except UserError:
         verify_password(None, password)
         return None
-    user = db.session.scalar(select(User).where(User.email == address).with_for_update())
+    user: User | None = db.session.scalar(
+        select(User).where(User.email == address).with_for_update()
+    )
     now = datetime.now(UTC)
     if user is None:
         verify_password(None, password)

@@ -19,7 +19,9 @@ def _card(page: dict) -> dmc.Card:
             dmc.Group(
                 [
                     dmc.Text(page["name"], fw=600),
-                    dmc.Badge("soon", color="gray", variant="light") if page.get("placeholder") else None,
+                    dmc.Badge("soon", color="gray", variant="light")
+                    if page.get("placeholder")
+                    else None,
                 ],
                 justify="space-between",
             ),

@@ -58,7 +58,9 @@ def test_login_without_csrf_token_is_refused(client, auth):
 
 
 def test_login_with_empty_fields_says_what_is_missing(auth, client):
-    response = client.post("/login", data={"email": "", "password": "", "csrf_token": auth.csrf_token()})
+    response = client.post(
+        "/login", data={"email": "", "password": "", "csrf_token": auth.csrf_token()}
+    )
     assert response.status_code == 400
     assert "Enter your email and password." in response.get_data(as_text=True)
 
@@ -147,7 +149,9 @@ def test_session_cookie_is_httponly_and_samesite_lax(client, auth):
     auth.create("ana@example.com", "analyst")
     response = auth.login("ana@example.com")
     cookie = next(
-        header for header in response.headers.getlist("Set-Cookie") if "insightwave_session" in header
+        header
+        for header in response.headers.getlist("Set-Cookie")
+        if "insightwave_session" in header
     )
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie

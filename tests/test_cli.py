@@ -20,7 +20,8 @@ def users_in(app):
 
 def test_users_create_reads_the_password_from_stdin(app, runner):
     result = runner.invoke(
-        main, ["users", "create", "Ana@Example.com", "--role", "analyst", "--password-stdin"],
+        main,
+        ["users", "create", "Ana@Example.com", "--role", "analyst", "--password-stdin"],
         input="a long enough secret\n",
     )
     assert result.exit_code == 0, result.output
@@ -48,7 +49,8 @@ def test_users_create_refuses_bad_input_with_a_message(runner):
         assert result.exit_code == 1
         assert message in result.output
     short = runner.invoke(
-        main, ["users", "create", "a@example.com", "--role", "viewer", "--password-stdin"],
+        main,
+        ["users", "create", "a@example.com", "--role", "viewer", "--password-stdin"],
         input="short\n",
     )
     assert short.exit_code == 1
@@ -81,7 +83,10 @@ def test_set_role_changes_the_role_and_is_audited(app, runner):
     assert users_in(app)["a@example.com"].role == "analyst"
     with app.app_context():
         entry = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
-        assert (entry.action, entry.details) == ("user.set_role", {"old": "viewer", "new": "analyst"})
+        assert (entry.action, entry.details) == (
+            "user.set_role",
+            {"old": "viewer", "new": "analyst"},
+        )
         db.session.remove()
 
 

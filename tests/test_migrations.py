@@ -24,17 +24,30 @@ def test_upgrade_from_empty_creates_the_schema(fresh_database):
         url, "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'"
     )
     assert columns == sorted(
-        ["id", "email", "password_hash", "role", "active", "failed_logins", "locked_until",
-         "created_at", "last_login_at"]
+        [
+            "id",
+            "email",
+            "password_hash",
+            "role",
+            "active",
+            "failed_logins",
+            "locked_until",
+            "created_at",
+            "last_login_at",
+        ]
     )
 
 
 def test_upgrade_twice_is_a_no_op(fresh_database):
     url = fresh_database()
     migrate.upgrade(url)
-    before = catalogue(url, "SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace")
+    before = catalogue(
+        url, "SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
+    )
     migrate.upgrade(url)
-    after = catalogue(url, "SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace")
+    after = catalogue(
+        url, "SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
+    )
     assert before == after
 
 

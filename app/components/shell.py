@@ -31,9 +31,11 @@ def nav_pages() -> list[dict[str, Any]]:
 
 
 def _nav_link(page: dict[str, Any]) -> dmc.NavLink:
-    badge = dmc.Badge("soon", size="xs", variant="light", color="gray") if page.get(
-        "placeholder"
-    ) else None
+    badge = (
+        dmc.Badge("soon", size="xs", variant="light", color="gray")
+        if page.get("placeholder")
+        else None
+    )
     return dmc.NavLink(
         label=page["name"],
         href=page["relative_path"],
@@ -127,7 +129,7 @@ def shell_layout() -> Any:
 
 def register_shell_callbacks(dash_app: dash.Dash) -> None:
     """Switch between the light and dark theme in the browser, no server round trip."""
-    dash_app.clientside_callback(
+    dash_app.clientside_callback(  # type: ignore[no-untyped-call]
         "function (dark) { return dark ? 'dark' : 'light'; }",
         Output("shell-provider", "forceColorScheme"),
         Input("shell-theme-switch", "checked"),

@@ -22,9 +22,8 @@ def run(server: Flask, host: str, port: int, threads: int = 8) -> None:
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
     wsgi = create_server(server, host=host, port=port, threads=threads, ident="insightwave")
-    click.echo(
-        f"Insight-Wave is running at http://{host}:{wsgi.effective_port}/  (Ctrl-C stops it)"
-    )
+    bound = wsgi.effective_port  # type: ignore[union-attr]
+    click.echo(f"Insight-Wave is running at http://{host}:{bound}/  (Ctrl-C stops it)")
     try:
         wsgi.run()
     except SystemExit:

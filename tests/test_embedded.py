@@ -1,0 +1,83 @@
+"""The embedded PostgreSQL: atomic first start, joining a running server, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import psycopg
+import pytest
+
+from app.embedded_db import PGDATA_DIRNAME, start_embedded
+from tests.conftest import libpq_url
+
+pytestmark = pytest.mark.slow
+
+HOLDER = textwrap.dedent(
+    """
+    import signal, sys, time
+    from pathlib import Path
+    from app.embedded_db import start_embedded
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    handle = start_embedded(Path(sys.argv[1]))
+    print(handle.pid, flush=True)
+    try:
+        time.sleep(120)
+    finally:
+        handle.release()
+    """
+)
+
+
+def postgres_running_on(pgdata):
+    return [
+        process
+        for process in psutil.process_iter(["name", "cmdline"])
+        if process.info["name"] == "postgres"
+        and str(pgdata) in " ".join(process.info["cmdline"] or [])
+    ]
+
+
+def test_debris_of_an_interrupted_first_start_is_replaced(tmp_path):
+    # What a crash during initdb leaves: a staging directory and, from an older layout, a
+    # data directory without PG_VERSION.
+    (tmp_path / f"{PGDATA_DIRNAME}.initialising" / "base").mkdir(parents=True)
+    (tmp_path / PGDATA_DIRNAME).mkdir()
+    (tmp_path / PGDATA_DIRNAME / "postgresql.conf").write_text("garbage")
+    handle = start_embedded(tmp_path)
+    try:
+        with psycopg.connect(libpq_url(handle.url)) as connection:
+            assert connection.execute("SELECT current_database()").fetchone() == ("insightwave",)
+        assert (tmp_path / PGDATA_DIRNAME / "PG_VERSION").exists()
+        assert not (tmp_path / f"{PGDATA_DIRNAME}.initialising").exists()
+    finally:
+        handle.release()
+    assert not postgres_running_on(tmp_path / PGDATA_DIRNAME)
+    assert not (tmp_path / PGDATA_DIRNAME / "postmaster.pid").exists()
+
+
+def test_a_second_process_joins_the_running_server_and_the_last_one_stops_it(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        holder_pid = int(holder.stdout.readline())
+        handle = start_embedded(tmp_path)
+        assert handle.pid == holder_pid
+        handle.release()
+        # The holder still uses it, so it keeps running.
+        assert postgres_running_on(tmp_path / PGDATA_DIRNAME)
+        holder.send_signal(signal.SIGTERM)
+        assert holder.wait(timeout=30) == 0
+        assert not postgres_running_on(tmp_path / PGDATA_DIRNAME)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()

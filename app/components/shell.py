@@ -82,7 +82,7 @@ def shell_layout() -> Any:
         [
             dmc.Group(
                 [
-                    html.Span("〜", className="shell-logo"),
+                    html.Img(src="/assets/logo.svg", className="shell-logo", alt=""),
                     dmc.Title("Insight-Wave", order=3),
                 ],
                 gap="xs",

@@ -24,7 +24,9 @@ def run(server: Flask, host: str, port: int, threads: int = 8) -> None:
     try:
         wsgi = create_server(server, host=host, port=port, threads=threads, ident="insightwave")
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from exc
     bound = wsgi.effective_port  # type: ignore[union-attr]
     click.echo(f"Insight-Wave is running at http://{host}:{bound}/  (Ctrl-C stops it)")
     try:

@@ -1,8 +1,7 @@
 import dash
-import dash_ag_grid as dag
-import dash_mantine_components as dmc
 from dash import Input, Output, callback
 
+from app.components.grid import refreshable_grid
 from app.queries import recent_audit_rows
 
 dash.register_page(
@@ -21,33 +20,14 @@ COLUMNS = [
     {"field": "target", "filter": True, "flex": 2},
     {"field": "ip", "headerName": "IP"},
 ]
+NOTE = (
+    "The newest 200 entries. Filters by user, action and time, and CSV export, "
+    "arrive with issue #6."
+)
 
 
 def layout(**_query):
-    return dmc.Stack(
-        [
-            dmc.Group(
-                [
-                    dmc.Title("Audit log", order=2),
-                    dmc.Button("Refresh", id="admin-audit-refresh", variant="light"),
-                ],
-                justify="space-between",
-            ),
-            dmc.Text(
-                "The newest 200 entries. Filters by user, action and time, and CSV export, "
-                "arrive with issue #6.",
-                c="dimmed",
-                size="sm",
-            ),
-            dag.AgGrid(
-                id="admin-audit-grid",
-                columnDefs=COLUMNS,
-                rowData=recent_audit_rows(),
-                columnSize="responsiveSizeToFit",
-                dashGridOptions={"domLayout": "autoHeight"},
-            ),
-        ]
-    )
+    return refreshable_grid("admin-audit", "Audit log", NOTE, COLUMNS, recent_audit_rows())
 
 
 @callback(

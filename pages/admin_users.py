@@ -1,8 +1,7 @@
 import dash
-import dash_ag_grid as dag
-import dash_mantine_components as dmc
 from dash import Input, Output, callback
 
+from app.components.grid import refreshable_grid
 from app.queries import user_rows
 
 dash.register_page(
@@ -22,33 +21,14 @@ COLUMNS = [
     {"field": "last_login_at", "headerName": "Last sign-in"},
     {"field": "created_at", "headerName": "Created"},
 ]
+NOTE = (
+    "Create users and change roles with `insightwave users ...` for now; "
+    "editing here arrives with issue #6."
+)
 
 
 def layout(**_query):
-    return dmc.Stack(
-        [
-            dmc.Group(
-                [
-                    dmc.Title("Users", order=2),
-                    dmc.Button("Refresh", id="admin-users-refresh", variant="light"),
-                ],
-                justify="space-between",
-            ),
-            dmc.Text(
-                "Create users and change roles with `insightwave users ...` for now; "
-                "editing here arrives with issue #6.",
-                c="dimmed",
-                size="sm",
-            ),
-            dag.AgGrid(
-                id="admin-users-grid",
-                columnDefs=COLUMNS,
-                rowData=user_rows(),
-                columnSize="responsiveSizeToFit",
-                dashGridOptions={"domLayout": "autoHeight"},
-            ),
-        ]
-    )
+    return refreshable_grid("admin-users", "Users", NOTE, COLUMNS, user_rows())
 
 
 @callback(

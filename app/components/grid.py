@@ -1,0 +1,33 @@
+"""A titled data grid with a refresh button, for list pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_ag_grid as dag
+import dash_mantine_components as dmc
+
+
+def refreshable_grid(
+    prefix: str, title: str, note: str, columns: list[dict[str, Any]], rows: list[dict[str, Any]]
+) -> Any:
+    """Lay out a grid with ids ``{prefix}-grid`` and ``{prefix}-refresh``."""
+    return dmc.Stack(
+        [
+            dmc.Group(
+                [
+                    dmc.Title(title, order=2),
+                    dmc.Button("Refresh", id=f"{prefix}-refresh", variant="light"),
+                ],
+                justify="space-between",
+            ),
+            dmc.Text(note, c="dimmed", size="sm"),
+            dag.AgGrid(
+                id=f"{prefix}-grid",
+                columnDefs=columns,
+                rowData=rows,
+                columnSize="responsiveSizeToFit",
+                dashGridOptions={"domLayout": "autoHeight"},
+            ),
+        ]
+    )

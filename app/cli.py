@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import Config, ConfigError
 from app.extensions import db
@@ -33,7 +35,8 @@ def _app() -> Iterator[Flask]:
             try:
                 yield server
             finally:
-                db.session.remove()
+                with contextlib.suppress(SQLAlchemyError):  # the database may be gone by now
+                    db.session.remove()
                 db.engine.dispose()
     finally:
         embedded = server.extensions.get("embedded_postgres")
@@ -56,6 +59,7 @@ def serve(host: str, port: int, demo: bool) -> None:
 
     with _app() as server:
         _seed_admin(server)
+        db.session.remove()  # hold no connection, idle in a transaction, while serving
         if demo:
             click.echo("Demo data: the synthetic stream arrives with the ingestion issue (#3).")
         run(server, host, port)

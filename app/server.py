@@ -30,9 +30,7 @@ def run(server: Flask, host: str, port: int, threads: int = 8) -> None:
     bound = wsgi.effective_port  # type: ignore[union-attr]
     click.echo(f"Insight-Wave is running at http://{host}:{bound}/  (Ctrl-C stops it)")
     try:
-        wsgi.run()
-    except SystemExit:
-        click.echo("Stopping Insight-Wave.")
-        raise
+        wsgi.run()  # returns once _exit's SystemExit reaches waitress's loop
     finally:
+        click.echo("Stopping Insight-Wave.")
         wsgi.close()

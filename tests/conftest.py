@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,9 +47,13 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from app.embedded_db import start_embedded
 
-    embedded = start_embedded(tmp_path_factory.mktemp("embedded"))
+    # Not under pytest's tmp_path: pytest makes its root 0700 at each start, and PostgreSQL
+    # (run as its own system user when we are root) must be able to enter every parent.
+    directory = Path(tempfile.mkdtemp(prefix="iw-test-pg-"))
+    embedded = start_embedded(directory)
     yield embedded.url
     embedded.release()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def create_database(server_url: str, name: str) -> str:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import psutil
 import psycopg
@@ -33,6 +36,14 @@ HOLDER = textwrap.dedent(
 )
 
 
+@pytest.fixture
+def scratch():
+    """A directory PostgreSQL's system user can enter (pytest's tmp_path root is 0700)."""
+    directory = Path(tempfile.mkdtemp(prefix="iw-embedded-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def postgres_running_on(pgdata):
     return [
         process
@@ -42,41 +53,41 @@ def postgres_running_on(pgdata):
     ]
 
 
-def test_debris_of_an_interrupted_first_start_is_replaced(tmp_path):
+def test_debris_of_an_interrupted_first_start_is_replaced(scratch):
     # What a crash during initdb leaves: a staging directory and, from an older layout, a
     # data directory without PG_VERSION.
-    (tmp_path / f"{PGDATA_DIRNAME}.initialising" / "base").mkdir(parents=True)
-    (tmp_path / PGDATA_DIRNAME).mkdir()
-    (tmp_path / PGDATA_DIRNAME / "postgresql.conf").write_text("garbage")
-    handle = start_embedded(tmp_path)
+    (scratch / f"{PGDATA_DIRNAME}.initialising" / "base").mkdir(parents=True)
+    (scratch / PGDATA_DIRNAME).mkdir()
+    (scratch / PGDATA_DIRNAME / "postgresql.conf").write_text("garbage")
+    handle = start_embedded(scratch)
     try:
         with psycopg.connect(libpq_url(handle.url)) as connection:
             assert connection.execute("SELECT current_database()").fetchone() == ("insightwave",)
-        assert (tmp_path / PGDATA_DIRNAME / "PG_VERSION").exists()
-        assert not (tmp_path / f"{PGDATA_DIRNAME}.initialising").exists()
+        assert (scratch / PGDATA_DIRNAME / "PG_VERSION").exists()
+        assert not (scratch / f"{PGDATA_DIRNAME}.initialising").exists()
     finally:
         handle.release()
-    assert not postgres_running_on(tmp_path / PGDATA_DIRNAME)
-    assert not (tmp_path / PGDATA_DIRNAME / "postmaster.pid").exists()
+    assert not postgres_running_on(scratch / PGDATA_DIRNAME)
+    assert not (scratch / PGDATA_DIRNAME / "postmaster.pid").exists()
 
 
-def test_a_second_process_joins_the_running_server_and_the_last_one_stops_it(tmp_path):
+def test_a_second_process_joins_the_running_server_and_the_last_one_stops_it(scratch):
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(tmp_path)],
+        [sys.executable, "-c", HOLDER, str(scratch)],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     try:
         holder_pid = int(holder.stdout.readline())
-        handle = start_embedded(tmp_path)
+        handle = start_embedded(scratch)
         assert handle.pid == holder_pid
         handle.release()
         # The holder still uses it, so it keeps running.
-        assert postgres_running_on(tmp_path / PGDATA_DIRNAME)
+        assert postgres_running_on(scratch / PGDATA_DIRNAME)
         holder.send_signal(signal.SIGTERM)
         assert holder.wait(timeout=30) == 0
-        assert not postgres_running_on(tmp_path / PGDATA_DIRNAME)
+        assert not postgres_running_on(scratch / PGDATA_DIRNAME)
     finally:
         holder.kill()
         holder.wait()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request, session
+from flask import Blueprint, Request, current_app, g, redirect, render_template, request, session
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField
@@ -15,6 +15,7 @@ from app import audit
 from app.extensions import db, login_manager
 from app.models import User
 from app.sessions import load_session, open_session, revoke_session
+from app.tokens import user_for_token
 from app.users import authenticate
 
 bp = Blueprint("auth", __name__)
@@ -32,6 +33,16 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
 @login_manager.user_loader  # type: ignore[untyped-decorator]
 def load_user(session_token: str) -> User | None:
     return load_session(session_token)
+
+
+@login_manager.request_loader  # type: ignore[untyped-decorator]
+def load_user_from_bearer(req: Request) -> User | None:
+    """Sign in an API client by its ``Authorization: Bearer <token>`` header."""
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    g.bearer_auth = True
+    return user_for_token(token.strip())
 
 
 def safe_next(target: str | None) -> str:

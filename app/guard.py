@@ -15,11 +15,13 @@ import dash
 from flask import Flask, Response, current_app, g, jsonify, redirect, request
 from flask_login import current_user
 
+from app.extensions import csrf
 from app.models import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 CALLBACK_ENDPOINT = "/_dash-update-component"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 DASH_PAGE_ENDPOINTS = {"/", "/<path:path>"}
 # Reachable without signing in: the login form, health checks and static files the login
 # page and Dash's JavaScript bundle need (they carry no data).
@@ -148,6 +150,8 @@ def _check(dash_app: dash.Dash) -> Any:
         return _json_error(403, "forbidden", "this route has no access rule")
     if not can_access(required):
         return _json_error(403, "forbidden", f"requires the {required.value} role")
+    if request.method not in SAFE_METHODS and not g.get("bearer_auth"):
+        csrf.protect()  # a session-cookie call that changes something needs the CSRF token
     return None
 
 

@@ -25,17 +25,13 @@ from sqlalchemy.engine import make_url
 
 from app import create_app, migrate
 from app.config import Config
+from app.database import libpq_url
 from app.extensions import db
 from app.models import Role
 from app.users import create_user
 
 PASSWORD = "correct horse battery"
 CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-def libpq_url(url: str) -> str:
-    """Turn a SQLAlchemy URL into one psycopg accepts."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -121,12 +117,16 @@ def app(make_app: Any) -> Flask:
 
 @pytest.fixture(autouse=True)
 def _clean_tables(request: pytest.FixtureRequest) -> None:
-    """Start each test that uses the database with no users, sessions or audit rows."""
+    """Start each test that uses the database with every table empty."""
     if "database_url" not in request.fixturenames:
         return
     url = request.getfixturevalue("database_url")
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
-        connection.execute("TRUNCATE users, user_sessions, audit_log RESTART IDENTITY CASCADE")
+        tables = connection.execute(
+            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        ).fetchone()[0]
+        connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture

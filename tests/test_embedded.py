@@ -15,8 +15,8 @@ import psutil
 import psycopg
 import pytest
 
+from app.database import libpq_url
 from app.embedded_db import PGDATA_DIRNAME, start_embedded
-from tests.conftest import libpq_url
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 
 from app import migrate
-from tests.conftest import libpq_url
+from app.database import libpq_url
 
 
 def catalogue(url, query):
@@ -19,7 +19,27 @@ def test_upgrade_from_empty_creates_the_schema(fresh_database):
     migrate.upgrade(url)
     assert migrate.current_revision(url) == migrate.head_revision()
     tables = catalogue(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    assert tables == ["alembic_version", "audit_log", "user_sessions", "users"]
+    assert tables == sorted(
+        [
+            "alembic_version",
+            "audit_log",
+            "user_sessions",
+            "users",
+            "groups",
+            "group_members",
+            "datasets",
+            "dataset_grants",
+            "events",
+            "rollups",
+            "ingest_jobs",
+            "ingest_runs",
+            "rejected_rows",
+            "ingested_files",
+            "idempotency_keys",
+            "api_tokens",
+            "apscheduler_jobs",
+        ]
+    )
     columns = catalogue(
         url, "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'"
     )

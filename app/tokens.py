@@ -1,0 +1,83 @@
+"""API tokens: bearer secrets for programs, shown once, stored as SHA-256, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from app import audit
+from app.extensions import db
+from app.models import ApiToken, User
+
+TOKEN_PREFIX = "iw_"  # noqa: S105 (a visible prefix, not a secret)
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    user: User, name: str, expires_at: datetime | None = None, actor: User | None = None
+) -> str:
+    """Create a token for ``user`` and return it; only its hash is kept."""
+    name = name.strip() or "token"
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    db.session.add(
+        ApiToken(
+            user_id=user.id,
+            name=name[:100],
+            token_hash=_digest(token),
+            prefix=token[:10],
+            expires_at=expires_at,
+        )
+    )
+    audit.record("token.create", actor or user, user.email, name=name)
+    db.session.commit()
+    return token
+
+
+def user_for_token(token: str) -> User | None:
+    """Return the active user a live token belongs to, or None."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+        return None
+    now = datetime.now(UTC)
+    row = db.session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None), User.active)
+    ).first()
+    if row is None:
+        return None
+    api_token, user = row
+    if api_token.expires_at is not None and api_token.expires_at <= now:
+        return None
+    if api_token.last_used_at is None or now - api_token.last_used_at > _TOUCH_EVERY:
+        api_token.last_used_at = now
+        db.session.commit()
+    user.session_id = None
+    return user  # type: ignore[no-any-return]
+
+
+def list_tokens(user: User) -> list[ApiToken]:
+    return list(
+        db.session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+        )
+    )
+
+
+def revoke_token(token_id: int, actor: User) -> bool:
+    """Revoke a token of ``actor`` (or any token, for an admin); True if one was revoked."""
+    token = db.session.get(ApiToken, token_id)
+    if token is None or token.revoked_at is not None:
+        return False
+    if token.user_id != actor.id and actor.role != "admin":
+        return False
+    token.revoked_at = datetime.now(UTC)
+    audit.record("token.revoke", actor, str(token_id), name=token.name)
+    db.session.commit()
+    return True

@@ -59,7 +59,7 @@ def user_for_token(token: str) -> User | None:
         api_token.last_used_at = now
         db.session.commit()
     user.session_id = None
-    return user  # type: ignore[no-any-return]
+    return user
 
 
 def list_tokens(user: User) -> list[ApiToken]:

@@ -39,6 +39,8 @@ def create_app(config: Config | None = None) -> Flask:
         database_url = embedded.url
     server.config.update(
         INSIGHTWAVE=config,
+        # A 50 MiB upload arrives base64-encoded in a Dash callback's JSON body (~67 MiB).
+        MAX_CONTENT_LENGTH=80 * 1024 * 1024,
         SECRET_KEY=config.secret_key,
         SQLALCHEMY_DATABASE_URI=database_url,
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "connect_args": {"connect_timeout": 3}},
@@ -104,6 +106,10 @@ def _install_error_handlers(server: Flask) -> None:
     @server.errorhandler(AccessDenied)
     def access_denied(exc: AccessDenied) -> Any:
         return error(403, "forbidden", f"requires the {exc} role")
+
+    @server.errorhandler(413)
+    def too_large(exc: Exception) -> Any:
+        return error(413, "too_large", "the request body is too large")
 
     @server.errorhandler(500)
     def internal(exc: Exception) -> Any:

@@ -4,13 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+import orjson
+from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user
+from psycopg.types.json import Jsonb
 
+from app.access import dataset_exists, find_visible_dataset
+from app.database import connect
 from app.guard import requires
 from app.models import Role
+from etl.datasets import DatasetError, check_dataset_name
+from etl.pipeline import IngestError, IngestOptions
+from etl.runs import create_run, execute_run, try_lock_run, unlock_run
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_PUSH_BYTES = 10 * 1024 * 1024
+MAX_PUSH_ROWS = 50_000
+MAX_IDEMPOTENCY_KEY = 200
+REJECTIONS_SHOWN = 100
+
+
+def api_error(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
 
 
 @bp.get("/me")
@@ -18,3 +36,102 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def me() -> Any:
     """Describe the signed-in user."""
     return jsonify(email=current_user.email, role=current_user.role)
+
+
+@bp.post("/datasets/<name>/events")
+@requires(Role.ANALYST)
+def push_events(name: str) -> Any:
+    """Load a JSON array (or NDJSON) of objects into a dataset, creating it when new."""
+    try:
+        check_dataset_name(name)
+    except DatasetError as exc:
+        return api_error(400, "bad_dataset_name", str(exc))
+    if request.content_length is not None and request.content_length > MAX_PUSH_BYTES:
+        return api_error(413, "too_large", f"a batch may be at most {MAX_PUSH_BYTES} bytes")
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and (not key.isprintable() or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY):
+        return api_error(400, "bad_idempotency_key", "Idempotency-Key: 1 to 200 printable chars")
+    if dataset_exists(name) and find_visible_dataset(current_user, name) is None:
+        return api_error(403, "forbidden", f"you may not write to dataset {name!r}")
+    items = _read_batch()
+    if isinstance(items, Response):
+        return items
+    with connect() as conn:
+        if key is not None:
+            replay = _stored_response(conn, name, key)
+            if replay is not None:
+                return _respond(replay, replayed=True)
+        result = _load(conn, name, items)
+        if isinstance(result, Response):
+            return result
+        if key is not None:
+            conn.execute(
+                "INSERT INTO idempotency_keys (dataset_id, key, user_id, response) "
+                "SELECT id, %s, %s, %s FROM datasets WHERE name = %s ON CONFLICT DO NOTHING",
+                (key, current_user.id, Jsonb(result), name),
+            )
+    return _respond(result, replayed=False)
+
+
+def _read_batch() -> list[Any] | Response:
+    body = request.get_data(cache=False)
+    if len(body) > MAX_PUSH_BYTES:
+        return api_error(413, "too_large", f"a batch may be at most {MAX_PUSH_BYTES} bytes")
+    mimetype = request.mimetype
+    try:
+        if mimetype in {"application/x-ndjson", "application/ndjson"}:
+            items = [orjson.loads(line) for line in body.splitlines() if line.strip()]
+        elif mimetype == "application/json":
+            items = orjson.loads(body)
+        else:
+            return api_error(
+                415, "unsupported_media_type", "send application/json or application/x-ndjson"
+            )
+    except orjson.JSONDecodeError as exc:
+        return api_error(400, "bad_json", f"the body is not valid JSON: {exc}")
+    if not isinstance(items, list):
+        return api_error(422, "not_an_array", "send a JSON array of objects")
+    if not items:
+        return api_error(422, "empty_batch", "the batch holds no objects")
+    if len(items) > MAX_PUSH_ROWS:
+        return api_error(413, "too_many_rows", f"a batch may hold at most {MAX_PUSH_ROWS} rows")
+    return items
+
+
+def _load(conn: Any, name: str, items: list[Any]) -> dict[str, Any] | Response:
+    options = IngestOptions(dataset=name, owner_id=current_user.id)
+    with conn.transaction():  # locked before it is visible, so no worker claims it first
+        run_id = create_run(
+            conn, options, "push", {"rows": len(items)}, created_by=current_user.id, max_attempts=1
+        )
+        try_lock_run(conn, run_id)
+    try:
+        summary = execute_run(conn, run_id, records=items)
+    except IngestError as exc:
+        return api_error(422, "rejected", str(exc))
+    finally:
+        unlock_run(conn, run_id)
+    rejected = conn.execute(
+        "SELECT line, reason FROM rejected_rows WHERE run_id = %s ORDER BY line LIMIT %s",
+        (run_id, REJECTIONS_SHOWN),
+    ).fetchall()
+    result = summary.to_json()
+    result["rejected"] = [{"line": line, "reason": reason} for line, reason in rejected]
+    return result
+
+
+def _stored_response(conn: Any, name: str, key: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT k.response FROM idempotency_keys k JOIN datasets d ON d.id = k.dataset_id "
+        "WHERE d.name = %s AND k.key = %s",
+        (name, key),
+    ).fetchone()
+    return dict(row[0]) if row is not None else None
+
+
+def _respond(result: dict[str, Any], replayed: bool) -> Response:
+    response = jsonify(result)
+    response.status_code = 201 if result.get("created") and not replayed else 200
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response

@@ -1,0 +1,150 @@
+"""``insightwave ingest`` end to end on the real files in ../shared/datasets/plotly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from app.cli import main
+from app.database import libpq_url
+
+PLOTLY = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "plotly"
+# file -> (dataset, rows in the file, rows identical to an earlier row)
+FILES = {
+    "tips.csv": ("tips", 244, 1),
+    "finance-charts-apple.csv": ("apple", 506, 0),
+    "supermarket_Sales.csv": ("supermarket", 1000, 0),
+    "MTA_Daily_Ridership.csv": ("mta", 1706, 0),
+    "2016-weather-data-seattle.csv": ("seattle_weather", 24381, 0),
+    "gapminder-unclean.csv": ("gapminder", 1704, 0),
+}
+
+
+def ingest(runner, path, dataset, *extra):
+    result = runner.invoke(main, ["ingest", str(path), "--dataset", dataset, "--json", *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
+def scalar(database_url, query, *params):
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        return conn.execute(query, params).fetchone()[0]
+
+
+@pytest.mark.parametrize("file", sorted(FILES))
+def test_each_plotly_file_loads_with_exact_counts(runner, database_url, file):
+    dataset, rows, repeated = FILES[file]
+    summary = ingest(runner, PLOTLY / file, dataset)
+    assert summary["rows_read"] == rows
+    assert summary["rows_duplicate"] == repeated
+    assert summary["rows_loaded"] + summary["rows_rejected"] + repeated == rows
+    stored = scalar(
+        database_url,
+        "SELECT count(*) FROM events e JOIN datasets d ON d.id = e.dataset_id WHERE d.name = %s",
+        dataset,
+    )
+    assert stored == summary["rows_loaded"]
+
+
+def test_loading_the_same_file_twice_adds_nothing(runner, database_url):
+    first = ingest(runner, PLOTLY / "tips.csv", "tips")
+    second = ingest(runner, PLOTLY / "tips.csv", "tips")
+    assert (first["rows_loaded"], first["rows_duplicate"]) == (243, 1)
+    assert (second["rows_loaded"], second["rows_duplicate"]) == (0, 244)
+    assert scalar(database_url, "SELECT count(*) FROM events") == 243
+
+
+def test_inferred_types_are_sensible(runner):
+    columns = {c["name"]: c["type"] for c in ingest(runner, PLOTLY / "tips.csv", "tips")["columns"]}
+    assert columns == {
+        "total_bill": "float",
+        "tip": "float",
+        "sex": "text",
+        "smoker": "boolean",
+        "day": "text",
+        "time": "text",
+        "size": "integer",
+    }
+    sales = ingest(runner, PLOTLY / "supermarket_Sales.csv", "sales")["columns"]
+    types = {c["name"]: c["type"] for c in sales}
+    assert types["date"] == "timestamp"
+    assert types["quantity"] == "integer"
+    assert types["tax_5_pct"] == "float"
+    labels = {c["name"]: c["label"] for c in sales}
+    assert labels["tax_5_pct"] == "Tax 5%"
+
+
+def test_date_and_time_columns_are_joined_into_the_event_time(runner, database_url):
+    ingest(runner, PLOTLY / "supermarket_Sales.csv", "sales")
+    # Invoice 750-67-8428: Date 1/5/2019, Time 13:08.
+    ts = scalar(
+        database_url,
+        "SELECT ts AT TIME ZONE 'UTC' FROM events WHERE payload->>'invoice_id' = '750-67-8428'",
+    )
+    assert ts.isoformat() == "2019-01-05T13:08:00"
+
+
+def test_unclean_rows_are_rejected_with_line_and_reason(runner, database_url):
+    summary = ingest(runner, PLOTLY / "gapminder-unclean.csv", "gapminder")
+    assert summary["rows_rejected"] > 0
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        rejected = dict(
+            conn.execute(
+                "SELECT line, reason FROM rejected_rows WHERE run_id = %s", (summary["run_id"],)
+            ).fetchall()
+        )
+    assert rejected[14] == "column 'lifeExp': is empty"
+    assert rejected[65] == "column 'gdpPercap': is empty"
+    assert len(rejected) == summary["rows_rejected"]
+
+
+def test_rollups_count_every_loaded_row(runner, database_url):
+    summary = ingest(runner, PLOTLY / "finance-charts-apple.csv", "apple")
+    for grain in ("minute", "hour"):
+        total = scalar(
+            database_url,
+            "SELECT sum(n) FROM rollups WHERE grain = %s AND field = ''",
+            grain,
+        )
+        assert total == summary["rows_loaded"]
+    close = scalar(
+        database_url,
+        "SELECT sum(total) FROM rollups WHERE grain = 'hour' AND field = 'aapl_close'",
+    )
+    expected = scalar(database_url, "SELECT sum((payload->>'aapl_close')::float8) FROM events")
+    assert close == pytest.approx(expected)
+
+
+def test_a_key_makes_rows_with_the_same_key_duplicates(runner, tmp_path):
+    path = tmp_path / "readings.csv"
+    path.write_text("time,sensor,value\n2024-01-01T00:00:00Z,a,1\n2024-01-01T00:00:00Z,a,2\n")
+    summary = ingest(runner, path, "readings", "--key", "time,sensor")
+    assert (summary["rows_loaded"], summary["rows_duplicate"]) == (1, 1)
+
+
+def test_a_broken_header_refuses_the_whole_file(runner, database_url, tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    result = runner.invoke(main, ["ingest", str(path), "--dataset", "nothing"])
+    assert result.exit_code == 1
+    assert "Error:" in result.output
+    assert scalar(database_url, "SELECT count(*) FROM datasets") == 0
+    assert scalar(database_url, "SELECT status FROM ingest_runs") == "dead"
+
+
+def test_a_bad_dataset_name_is_refused(runner):
+    result = runner.invoke(main, ["ingest", str(PLOTLY / "tips.csv"), "--dataset", "Bad Name"])
+    assert result.exit_code == 1
+    assert "dataset name 'Bad Name' is not valid" in result.output
+
+
+def test_a_file_with_columns_the_dataset_lacks_is_refused(runner, tmp_path):
+    ingest(runner, PLOTLY / "tips.csv", "tips")
+    result = runner.invoke(
+        main, ["ingest", str(PLOTLY / "finance-charts-apple.csv"), "--dataset", "tips"]
+    )
+    assert result.exit_code == 1
+    assert "does not have" in result.output

@@ -1,0 +1,149 @@
+"""``POST /api/v1/datasets/NAME/events``: bearer tokens, JSON and NDJSON, idempotency, limits."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from app.extensions import db
+from app.tokens import create_token
+from app.users import get_user
+
+ROWS = [
+    {"time": "2024-05-01T10:00:00Z", "sensor": "a", "value": 1.5},
+    {"time": "2024-05-01T10:00:01Z", "sensor": "b", "value": 2},
+    {"time": "2024-05-01T10:00:02Z", "sensor": "a", "value": 3.25},
+]
+
+
+@pytest.fixture
+def token_for(app, auth):
+    def make(role):
+        email = f"{role}-api@example.com"
+        auth.create(email, role)
+        with app.app_context():
+            token = create_token(get_user(email), "test")
+            db.session.remove()
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+def push(client, headers, body, dataset="sensors", content_type="application/json", **extra):
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    return client.post(
+        f"/api/v1/datasets/{dataset}/events",
+        data=data,
+        headers={**headers, **extra},
+        content_type=content_type,
+    )
+
+
+def test_first_push_creates_the_dataset_and_loads_every_row(client, token_for):
+    response = push(client, token_for("analyst"), ROWS)
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert {
+        k: body[k] for k in ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")
+    } == {
+        "rows_read": 3,
+        "rows_loaded": 3,
+        "rows_rejected": 0,
+        "rows_duplicate": 0,
+    }
+    types = {column["name"]: column["type"] for column in body["columns"]}
+    assert types == {"time": "timestamp", "sensor": "text", "value": "float"}
+
+
+def test_ndjson_is_accepted(client, token_for):
+    body = b"\n".join(orjson.dumps(row) for row in ROWS) + b"\n"
+    response = push(client, token_for("admin"), body, content_type="application/x-ndjson")
+    assert response.status_code == 201
+    assert response.get_json()["rows_loaded"] == 3
+
+
+def test_pushing_the_same_rows_again_reports_duplicates(client, token_for):
+    headers = token_for("analyst")
+    push(client, headers, ROWS)
+    again = push(client, headers, ROWS).get_json()
+    assert (again["rows_loaded"], again["rows_duplicate"]) == (0, 3)
+
+
+def test_idempotency_key_replays_the_first_answer(client, token_for):
+    headers = token_for("analyst")
+    first = push(client, headers, ROWS, **{"Idempotency-Key": "batch-1"})
+    second = push(client, headers, ROWS, **{"Idempotency-Key": "batch-1"})
+    assert second.status_code == 200
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.get_json()["rows_loaded"] == first.get_json()["rows_loaded"] == 3
+
+
+def test_bad_rows_are_rejected_with_reasons_and_good_ones_load(client, token_for):
+    headers = token_for("analyst")
+    push(client, headers, ROWS)
+    bad = [
+        {"time": "2024-05-01T11:00:00Z", "sensor": "c", "value": "seven"},
+        {"time": "2024-05-01T11:00:01Z", "sensor": "c", "value": 7},
+        {"time": "2024-05-01T11:00:02Z", "sensor": {"nested": 1}, "value": 1},
+    ]
+    body = push(client, headers, bad).get_json()
+    assert (body["rows_loaded"], body["rows_rejected"]) == (1, 2)
+    assert body["rejected"][0] == {"line": 1, "reason": "column 'value': \"seven\" is not a number"}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b"{not json", "application/json", 400, "bad_json"),
+        (b'{"a": 1}', "application/json", 422, "not_an_array"),
+        (b"[]", "application/json", 422, "empty_batch"),
+        (b"a,b\n1,2\n", "text/csv", 415, "unsupported_media_type"),
+        (b"[1, 2, 3]", "application/json", 422, "rejected"),
+    ],
+)
+def test_malformed_batches_get_a_clear_4xx(client, token_for, body, content_type, status, code):
+    response = push(client, token_for("analyst"), body, content_type=content_type)
+    assert response.status_code == status
+    assert response.get_json()["error"]["code"] == code
+
+
+def test_a_bad_dataset_name_is_a_400(client, token_for):
+    response = push(client, token_for("analyst"), ROWS, dataset="Robert'); DROP TABLE--")
+    assert response.status_code in {400, 404}
+
+
+def test_too_large_a_batch_is_a_413(client, token_for):
+    rows = [{"v": i} for i in range(50_001)]
+    assert push(client, token_for("analyst"), rows).status_code == 413
+
+
+def test_a_viewer_token_cannot_push(client, token_for):
+    response = push(client, token_for("viewer"), ROWS)
+    assert response.status_code == 403
+
+
+def test_no_or_a_wrong_token_is_a_401(client):
+    assert push(client, {}, ROWS).status_code in {400, 401}
+    wrong = push(client, {"Authorization": "Bearer iw_nope"}, ROWS)
+    assert wrong.status_code in {400, 401}
+
+
+def test_a_session_push_without_csrf_token_is_refused(client, auth):
+    auth.login_as("analyst")
+    response = push(client, {}, ROWS)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "csrf_failed"
+
+
+def test_a_revoked_token_stops_working(app, client, token_for):
+    from app.models import ApiToken
+    from app.tokens import revoke_token
+
+    headers = token_for("analyst")
+    assert push(client, headers, ROWS).status_code == 201
+    with app.app_context():
+        user = get_user("analyst-api@example.com")
+        token_id = db.session.query(ApiToken.id).scalar()
+        assert revoke_token(token_id, user)
+        db.session.remove()
+    assert push(client, headers, ROWS).status_code == 401

@@ -6,6 +6,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -17,7 +18,7 @@ from app.users import UserError
 
 
 @contextmanager
-def _app() -> Iterator[Flask]:
+def app_context() -> Iterator[Flask]:
     """Build the app, migrate its database and hand it over inside an app context."""
     from app import create_app, migrate
     from app.embedded_db import EmbeddedDatabaseError
@@ -56,13 +57,44 @@ def main() -> None:
 def serve(host: str, port: int, demo: bool) -> None:
     """Run everything in one process: database (embedded if DATABASE_URL is unset) and web."""
     from app.server import run
+    from etl.worker import start_background
 
-    with _app() as server:
+    with app_context() as server:
         _seed_admin(server)
         db.session.remove()  # hold no connection, idle in a transaction, while serving
+        url = server.config["SQLALCHEMY_DATABASE_URI"]
         if demo:
-            click.echo("Demo data: the synthetic stream arrives with the ingestion issue (#3).")
-        run(server, host, port)
+            _ensure_demo_job(url)
+        background = start_background(url)
+        try:
+            run(server, host, port)
+        finally:
+            background.stop()  # lets the runs in progress finish
+
+
+DEMO_DATASET = "demo_sensors"
+
+
+def _ensure_demo_job(url: str) -> None:
+    """Schedule the synthetic sensor stream (20 rows a second) unless it already is."""
+    from etl.jobs import connect, create_job, list_jobs
+    from etl.pipeline import IngestOptions
+
+    with connect(url) as conn:
+        if not any(job.name == "demo stream" for job in list_jobs(conn)):
+            options = IngestOptions(dataset=DEMO_DATASET, time_column="time")
+            create_job(
+                conn,
+                "demo stream",
+                DEMO_DATASET,
+                "demo",
+                {"rows": 20},
+                "interval",
+                "1",
+                options,
+                None,
+            )
+    click.echo(f"Demo data: 20 synthetic sensor readings a second into dataset {DEMO_DATASET}.")
 
 
 def _seed_admin(server: Flask) -> None:
@@ -87,7 +119,7 @@ def upgrade() -> None:
     """Migrate the database to the newest schema (a no-op when it is there)."""
     from app.migrate import current_revision
 
-    with _app() as server:
+    with app_context() as server:
         revision = current_revision(server.config["SQLALCHEMY_DATABASE_URI"])
         click.echo(f"Database is at revision {revision}.")
 
@@ -106,7 +138,7 @@ def users_create(email: str, role: str, password_stdin: bool) -> None:
     from app.users import create_user
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    with _app(), _user_errors():
+    with app_context(), _user_errors():
         created = create_user(email, role, password)
         click.echo(f"Created {created.user.email} ({created.user.role}).")
         if created.generated_password is not None:
@@ -118,7 +150,7 @@ def users_list() -> None:
     """List every user."""
     from app.users import list_users
 
-    with _app():
+    with app_context():
         click.echo(f"{'EMAIL':40} {'ROLE':8} {'ACTIVE':6} LAST SIGN-IN")
         for user in list_users():
             last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "-"
@@ -132,7 +164,7 @@ def users_set_role(email: str, role: str) -> None:
     """Change a user's role."""
     from app.users import set_role
 
-    with _app(), _user_errors():
+    with app_context(), _user_errors():
         user = set_role(email, role)
         click.echo(f"{user.email} is now {user.role}.")
 
@@ -143,7 +175,7 @@ def users_deactivate(email: str) -> None:
     """Deactivate a user and end their sessions."""
     from app.users import set_active
 
-    with _app(), _user_errors():
+    with app_context(), _user_errors():
         user = set_active(email, active=False)
         click.echo(f"{user.email} is deactivated; their sessions have ended.")
 
@@ -154,7 +186,7 @@ def users_activate(email: str) -> None:
     """Reactivate a user."""
     from app.users import set_active
 
-    with _app(), _user_errors():
+    with app_context(), _user_errors():
         user = set_active(email, active=True)
         click.echo(f"{user.email} is active again.")
 
@@ -165,3 +197,43 @@ def _user_errors() -> Iterator[None]:
         yield
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option(
+    "--dataset", "dataset_name", required=True, help="Dataset to load into (created if new)."
+)
+@click.option("--time-column", help="Column holding each row's time (new datasets).")
+@click.option("--key", "key", help="Comma-separated columns that identify a row (new datasets).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
+def ingest(
+    file: str, dataset_name: str, time_column: str | None, key: str | None, as_json: bool
+) -> None:
+    """Load a CSV file into a dataset; loading the same rows twice adds nothing."""
+    from app.ingest_cli import run_ingest
+
+    with app_context():
+        run_ingest(Path(file), dataset_name, time_column, key, as_json)
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens for programs."""
+
+
+@tokens.command("create")
+@click.argument("email")
+@click.option("--name", default="cli", show_default=True, help="A label to recognise it by.")
+def tokens_create(email: str, name: str) -> None:
+    """Create an API token for a user and print it once."""
+    from app.tokens import create_token
+    from app.users import get_user
+
+    with app_context(), _user_errors():
+        click.echo(create_token(get_user(email), name))
+
+
+from app.worker_cli import register_worker_commands  # noqa: E402 (needs main defined)
+
+register_worker_commands(main)

@@ -38,6 +38,17 @@ CALLBACK_RULES = {
     "shell-provider.forceColorScheme": CLIENTSIDE,
     "admin-users-grid.rowData": Role.ADMIN,
     "admin-audit-grid.rowData": Role.ADMIN,
+    "datasets-upload-check.children": Role.ANALYST,
+    "..datasets-upload-store.data...datasets-upload-message.children"
+    "...datasets-preview-section.style...datasets-preview.children"
+    "...datasets-columns-grid.rowData...datasets-name.value"
+    "...datasets-key-columns.data...datasets-key-columns.value..": Role.ANALYST,
+    "..datasets-name.disabled...datasets-existing.disabled"
+    "...datasets-time-column.disabled...datasets-key-columns.disabled..": Role.ANALYST,
+    "..datasets-time-column.data...datasets-time-column.value..": Role.ANALYST,
+    "..datasets-result.children...datasets-run-store.data..": Role.ANALYST,
+    "..datasets-rejected-download.data...datasets-download-message.children..": Role.ANALYST,
+    "datasets-runs-grid.rowData": Role.ANALYST,
 }
 
 
@@ -70,6 +81,10 @@ def callback_body(dash_app, output, pathname="/"):
         {"id": item["id"], "property": item["property"], "value": values.get(item["property"], 1)}
         for item in spec["inputs"]
     ]
+    state = [
+        {"id": item["id"], "property": item["property"], "value": None}
+        for item in spec.get("state", [])
+    ]
     outputs = [
         {"id": part.split(".")[0], "property": part.split(".")[1]}
         for part in output.strip(".").split("...")
@@ -79,7 +94,7 @@ def callback_body(dash_app, output, pathname="/"):
         "outputs": outputs if len(outputs) > 1 else outputs[0],
         "inputs": inputs,
         "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"],
-        "state": [],
+        "state": state,
     }
 
 

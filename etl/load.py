@@ -12,34 +12,66 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg import sql
 
 from etl.datasets import DatasetSpec
 from etl.validate import PreparedRow, Rejection
 
 NOTIFY_CHANNEL = "insightwave_events"
 
+
+def _insert_statement(numeric: list[str]) -> sql.Composed:
+    """Build the insert: new events once, then rollups from a per-minute aggregate.
+
+    Only the numeric fields come back from the insert (not whole payloads), the minute
+    aggregate has one row per minute with a column group per field, and the hour rows are
+    summed from the minute rows, so the rollup work is per bucket, not per event field.
+    """
+
+    def part(template: str, separator: str = "") -> sql.Composed:
+        return sql.SQL(separator).join(
+            sql.SQL(template).format(
+                f=sql.Literal(name),
+                **{key: sql.Identifier(f"v{i}{key.strip('v')}") for key in _KEYS},
+            )
+            for i, name in enumerate(numeric)
+        )
+
+    return sql.SQL(_INSERT).format(
+        returned=part(", (payload ->> {f}) :: double precision AS {v}"),
+        per_minute=part(
+            ", count({v}) AS {v_n}, sum({v}) AS {v_s}, min({v}) AS {v_lo}, max({v}) AS {v_hi}"
+        ),
+        per_hour=part(
+            ", sum({v_n}) AS {v_n}, sum({v_s}) AS {v_s},"
+            " min({v_lo}) AS {v_lo}, max({v_hi}) AS {v_hi}"
+        ),
+        unpivot=part(", ({f}, b.{v_n}, b.{v_s}, b.{v_lo}, b.{v_hi})"),
+    )
+
+
+_KEYS = ("v", "v_n", "v_s", "v_lo", "v_hi")  # a field's value and its aggregate columns
+
+
 _INSERT = """
 WITH inserted AS (
     INSERT INTO events (dataset_id, ts, dedupe_key, payload, run_id)
     SELECT %(dataset)s, coalesce(ts, %(now)s), dedupe_key, payload, %(run)s
     FROM staging_events
-    ORDER BY line
     ON CONFLICT (dataset_id, dedupe_key) DO NOTHING
-    RETURNING id, ts, payload
+    RETURNING id, ts{returned}
+), minute AS (
+    SELECT 'minute' AS grain, date_trunc('minute', ts, 'UTC') AS bucket, count(*) AS n{per_minute}
+    FROM inserted GROUP BY 2
+), hour AS (
+    SELECT 'hour' AS grain, date_trunc('hour', bucket, 'UTC') AS bucket, sum(n) AS n{per_hour}
+    FROM minute GROUP BY 2
 ), rolled AS (
     INSERT INTO rollups AS r (dataset_id, grain, bucket, field, n, total, minimum, maximum)
-    SELECT %(dataset)s, g.grain, date_trunc(g.grain, i.ts, 'UTC'), f.field,
-           count(*) FILTER (WHERE f.field = '' OR f.value IS NOT NULL),
-           sum(f.value), min(f.value), max(f.value)
-    FROM inserted AS i
-    CROSS JOIN (VALUES ('minute'), ('hour')) AS g (grain)
-    CROSS JOIN LATERAL (
-        SELECT '' AS field, NULL::double precision AS value
-        UNION ALL
-        SELECT name, (i.payload ->> name)::double precision
-        FROM unnest(%(numeric)s::text[]) AS name
-    ) AS f
-    GROUP BY 2, 3, 4
+    SELECT %(dataset)s, b.grain, b.bucket, f.field, f.n, f.total, f.lo, f.hi
+    FROM (SELECT * FROM minute UNION ALL SELECT * FROM hour) AS b
+    CROSS JOIN LATERAL (VALUES ('', b.n, NULL::double precision, NULL::double precision,
+                                NULL::double precision){unpivot}) AS f (field, n, total, lo, hi)
     ORDER BY 2, 3, 4
     ON CONFLICT (dataset_id, grain, bucket, field) DO UPDATE SET
         n = r.n + excluded.n,
@@ -79,17 +111,18 @@ def load_events(
     """
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS staging_events "
-        "(line bigint, ts timestamptz, dedupe_key bytea, payload jsonb) ON COMMIT DELETE ROWS"
+        "(ts timestamptz, dedupe_key bytea, payload jsonb) ON COMMIT DELETE ROWS"
     )
     staged = 0
-    with conn.cursor().copy(
-        "COPY staging_events (line, ts, dedupe_key, payload) FROM STDIN"
-    ) as copy:
-        for staged, (time, key, payload) in enumerate(rows, start=1):
-            copy.write_row((staged, time, key, payload.decode()))
+    with conn.cursor().copy("COPY staging_events (ts, dedupe_key, payload) FROM STDIN") as copy:
+        for time, key, payload in rows:
+            copy.write_row((time, key, payload.decode()))
+            staged += 1
+    # The staged rows are sorted and hashed into the unique index in memory, not on disk.
+    conn.execute("SET LOCAL work_mem = '256MB'")
     row = conn.execute(
-        _INSERT,
-        {"dataset": dataset.id, "now": now, "run": run_id, "numeric": dataset.numeric_columns},
+        _insert_statement(dataset.numeric_columns),
+        {"dataset": dataset.id, "now": now, "run": run_id},
     ).fetchone()
     assert row is not None
     loaded, last_id = int(row[0]), row[1]

@@ -116,7 +116,10 @@ def ingest_records(
             labels.update(dict.fromkeys(item))
     if not labels:
         raise IngestError("the batch holds no JSON objects with fields")
-    header = make_header(list(labels))
+    try:
+        header = make_header(list(labels))
+    except CsvError as exc:
+        raise IngestError(str(exc)) from exc
     records = [_record(line, item, list(labels)) for line, item in enumerate(items, start=1)]
     return _ingest(
         conn, header, [r.fields for r in records][:SAMPLE_SIZE], records, options, run_id

@@ -12,7 +12,7 @@ import orjson
 
 from etl.datasets import DatasetError, DatasetSpec
 from etl.parse import Record
-from etl.types import CoercionError, ColumnType, coercer, join_date_time
+from etl.types import CoercionError, coercer, join_date_time
 
 # (time, dedupe key, payload as JSON): the shape COPY takes.
 PreparedRow = tuple[datetime | None, bytes, bytes]
@@ -61,10 +61,11 @@ class RowValidator:
         self.labels = [label_of.get(column.name, column.name) for column in dataset.columns]
         self.names = [column.name for column in dataset.columns]
         self.nullable = [column.nullable for column in dataset.columns]
-        self.timestamps = [column.type == ColumnType.TIMESTAMP for column in dataset.columns]
         self.time_index = self._index(dataset.time_column)
         self.time_of_day_index = self._index(dataset.time_of_day_column)
         self.key_indexes = [self.names.index(name) for name in dataset.key_columns]
+        self.conversions = list(zip(self.positions, self.coercers, strict=True))
+        self.required = [index for index, nullable in enumerate(self.nullable) if not nullable]
 
     def _index(self, name: str | None) -> int | None:
         return self.names.index(name) if name is not None else None
@@ -77,19 +78,33 @@ class RowValidator:
             return Rejection(
                 record.line, record.raw, f"expected {self.width} fields, found {len(fields)}"
             )
-        values: list[Any] = []
+        # Fast path: convert every cell in one comprehension; only when that fails (or a
+        # required value is missing) walk the cells again to say which one and why.
+        try:
+            values = [
+                convert(fields[position]) if position is not None else None
+                for position, convert in self.conversions
+            ]
+        except CoercionError:
+            return self._explain(record)
+        for index in self.required:
+            if values[index] is None:
+                return self._explain(record)
+        return self._prepare(record, values)
+
+    def _explain(self, record: Record) -> Rejection:
+        """Find the first cell that fails and return the rejection naming it."""
         for position, convert, label, nullable in zip(
             self.positions, self.coercers, self.labels, self.nullable, strict=True
         ):
-            text = fields[position] if position is not None else ""
+            text = record.fields[position] if position is not None else ""
             try:
                 value = convert(text)
             except CoercionError as exc:
                 return Rejection(record.line, record.raw, f"column {label!r}: {exc}")
             if value is None and not nullable:
                 return Rejection(record.line, record.raw, f"column {label!r}: is empty")
-            values.append(value)
-        return self._prepare(record, values)
+        raise AssertionError("_explain called for a valid record")
 
     def _prepare(self, record: Record, values: list[Any]) -> PreparedRow | Rejection:
         time: datetime | None = None

@@ -234,6 +234,52 @@ def tokens_create(email: str, name: str) -> None:
         click.echo(create_token(get_user(email), name))
 
 
+@tokens.command("list")
+@click.argument("email")
+def tokens_list(email: str) -> None:
+    """List a user's API tokens (never the secrets)."""
+    from app.tokens import list_tokens
+    from app.users import get_user
+
+    with app_context(), _user_errors():
+        click.echo(f"{'ID':>5} {'NAME':20} {'PREFIX':12} {'STATE':8} LAST USED")
+        for token in list_tokens(get_user(email)):
+            state = "revoked" if token.revoked_at else "active"
+            used = token.last_used_at.isoformat(timespec="seconds") if token.last_used_at else "-"
+            click.echo(f"{token.id:>5} {token.name:20} {token.prefix:12} {state:8} {used}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Revoke an API token at once (as an admin acting from the command line)."""
+    from app.tokens import revoke_token
+
+    with app_context():
+        if not revoke_token(token_id, actor=None):
+            raise click.ClickException(f"no active token {token_id}")
+        click.echo(f"Token {token_id} is revoked.")
+
+
+@main.group()
+def datasets() -> None:
+    """Datasets."""
+
+
+@datasets.command("set-retention")
+@click.argument("name")
+@click.argument("days", type=click.IntRange(min=0))
+def datasets_set_retention(name: str, days: int) -> None:
+    """Keep NAME's events for DAYS days (0: forever); the worker's leader deletes older ones."""
+    from app.database import connect
+    from etl.retention import set_retention
+
+    with app_context(), connect() as conn:
+        if not set_retention(conn, name, days or None):
+            raise click.ClickException(f"there is no dataset called {name!r}")
+        click.echo(f"{name}: events kept {'forever' if not days else f'for {days} days'}.")
+
+
 from app.worker_cli import register_worker_commands  # noqa: E402 (needs main defined)
 
 register_worker_commands(main)

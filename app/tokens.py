@@ -70,12 +70,12 @@ def list_tokens(user: User) -> list[ApiToken]:
     )
 
 
-def revoke_token(token_id: int, actor: User) -> bool:
-    """Revoke a token of ``actor`` (or any token, for an admin); True if one was revoked."""
+def revoke_token(token_id: int, actor: User | None) -> bool:
+    """Revoke a token of ``actor`` (any token for an admin, or None: the command line)."""
     token = db.session.get(ApiToken, token_id)
     if token is None or token.revoked_at is not None:
         return False
-    if token.user_id != actor.id and actor.role != "admin":
+    if actor is not None and token.user_id != actor.id and actor.role != "admin":
         return False
     token.revoked_at = datetime.now(UTC)
     audit.record("token.revoke", actor, str(token_id), name=token.name)

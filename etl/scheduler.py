@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
@@ -31,12 +32,14 @@ from apscheduler.util import undefined
 from sqlalchemy import Engine, create_engine
 
 from etl.jobs import IngestJob, JobError, connect, enqueue_job_run, list_jobs
+from etl.retention import purge_expired
 
 log = logging.getLogger(__name__)
 
 LEADER_LOCK = (7302, 0)  # advisory lock key (class, object) held by the scheduling leader
 JOB_PREFIX = "ingest-"
 MISFIRE_GRACE_SECONDS = 60
+PURGE_EVERY_SECONDS = 300  # how often the leader drops events past their retention
 
 # What fire() needs, set by this process's LeaderScheduler. APScheduler pickles each job
 # (function reference and arguments) into apscheduler_jobs, so the database URL (it may hold
@@ -95,6 +98,7 @@ class LeaderScheduler:
         self._engine: Engine | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_purge = float("-inf")
 
     @property
     def is_leader(self) -> bool:
@@ -187,6 +191,13 @@ class LeaderScheduler:
             sync_jobs(self._scheduler, jobs)
         except Exception:
             log.exception("could not bring the schedule up to date; trying again shortly")
+        if time.monotonic() - self._last_purge > PURGE_EVERY_SECONDS:
+            self._last_purge = time.monotonic()
+            try:
+                if deleted := purge_expired(self._lock_conn):
+                    log.info("retention: deleted %d expired events", deleted)
+            except psycopg.Error as exc:
+                log.warning("retention purge failed: %s", exc)
 
     def _step_down(self) -> None:
         # The scheduler stops before the lock is let go, so two never fire at once.

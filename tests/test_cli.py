@@ -130,3 +130,28 @@ def test_db_upgrade_twice_is_a_no_op(runner):
     second = runner.invoke(main, ["db", "upgrade"])
     assert first.exit_code == second.exit_code == 0
     assert f"Database is at revision {migrate.head_revision()}." in second.output
+
+
+def test_tokens_are_created_listed_and_revoked(client, runner):
+    runner.invoke(main, ["users", "create", "bot@example.com", "--role", "analyst"])
+    created = runner.invoke(main, ["tokens", "create", "bot@example.com", "--name", "loader"])
+    token = created.output.strip()
+    assert token.startswith("iw_")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/me", headers=headers).get_json()["role"] == "analyst"
+    listing = runner.invoke(main, ["tokens", "list", "bot@example.com"]).output
+    assert "loader" in listing and token not in listing
+    token_id = listing.splitlines()[1].split()[0]
+    assert runner.invoke(main, ["tokens", "revoke", token_id]).exit_code == 0
+    assert client.get("/api/v1/me", headers=headers).status_code == 401
+    assert runner.invoke(main, ["tokens", "revoke", token_id]).exit_code == 1
+
+
+def test_dataset_retention_is_set_from_the_cli(runner, tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("time,v\n2024-01-01T00:00:00Z,1\n")
+    runner.invoke(main, ["ingest", str(path), "--dataset", "kept"])
+    assert runner.invoke(main, ["datasets", "set-retention", "kept", "30"]).exit_code == 0
+    missing = runner.invoke(main, ["datasets", "set-retention", "nope", "30"])
+    assert missing.exit_code == 1
+    assert "no dataset called 'nope'" in missing.output

@@ -172,6 +172,8 @@ def make_header(cells: list[str]) -> Header:
     labels = [cell.strip().lstrip("\ufeff").strip() for cell in cells]
     if not any(labels):
         raise HeaderError("The header row is empty: the first line must name the columns.")
+    if any("\x00" in label for label in labels):
+        raise HeaderError("A column name contains a NUL byte.")
     names: list[str] = []
     taken: set[str] = set()
     for position, label in enumerate(labels, start=1):

@@ -129,13 +129,16 @@ def ingest_records(
 def _record(line: int, item: Any, labels: list[str]) -> Record:
     raw = orjson.dumps(item).decode()
     if not isinstance(item, dict):
-        return Record(line=line, fields=[], raw=raw)  # the width check rejects it
+        return Record(line=line, fields=[], raw=raw, error="the item is not a JSON object")
     fields = []
     for label in labels:
         value = item.get(label)
         if isinstance(value, dict | list):
-            return Record(line=line, fields=[], raw=raw)
+            error = f"field {label!r} holds an object or a list, not a single value"
+            return Record(line=line, fields=[], raw=raw, error=error)
         fields.append(_text(value))
+    if any("\x00" in field for field in fields):
+        return Record(line=line, fields=[], raw=raw, error="a value contains a NUL byte")
     return Record(line=line, fields=fields, raw=raw)
 
 

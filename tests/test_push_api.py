@@ -147,3 +147,9 @@ def test_a_revoked_token_stops_working(app, client, token_for):
         assert revoke_token(token_id, user)
         db.session.remove()
     assert push(client, headers, ROWS).status_code == 401
+
+
+def test_a_field_name_with_a_nul_byte_is_a_422(client, token_for):
+    response = push(client, token_for("analyst"), [{"\u0000": 1, "v": 2}])
+    assert response.status_code == 422
+    assert "NUL" in response.get_json()["error"]["message"]

@@ -11,6 +11,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,17 @@ def cli_env(database_url: str, data_dir: Path) -> dict[str, str]:
 @pytest.fixture
 def runner(cli_env: dict[str, str]) -> CliRunner:
     return CliRunner(env=cli_env)
+
+
+def wait_for(condition: Any, timeout: float = 10.0, what: str = "the condition") -> Any:
+    """Poll ``condition`` until it is truthy and return its value; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 class AuthActions:

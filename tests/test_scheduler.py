@@ -18,6 +18,7 @@ from etl.pipeline import IngestOptions
 from etl.runs import create_run
 from etl.scheduler import LEADER_LOCK, LeaderScheduler
 from etl.worker import work_once
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 # A scheduler process that contends for leadership until its standard input closes.
@@ -72,16 +73,6 @@ def stop(process: subprocess.Popen[str]) -> int:
     if process.stdin and not process.stdin.closed:
         process.stdin.close()
     return process.returncode
-
-
-def wait_for(condition, timeout=10.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def demo_job(conn, every: int = 1, name: str = "feed") -> int:

@@ -22,6 +22,7 @@ from etl.jobs import connect
 from etl.pipeline import IngestOptions
 from etl.runs import BACKOFF_FIRST, LOCK_CLASS, create_run, retry_run
 from etl.worker import APPLICATION_NAME, Worker, work_once
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG_ROWS = 100_000  # enough that a load outlasts the half second before a kill
@@ -62,16 +63,6 @@ def events_in(conn, dataset):
         "SELECT count(*) FROM events e JOIN datasets d ON d.id = e.dataset_id WHERE d.name = %s",
         (dataset,),
     ).fetchone()[0]
-
-
-def wait_for(condition, timeout=10.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def file_run(conn, path: Path, dataset: str, max_attempts: int = 5) -> int:

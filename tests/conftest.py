@@ -32,6 +32,10 @@ from app.models import Role
 from app.users import create_user
 
 PASSWORD = "correct horse battery"
+# Real CSV files (Plotly's datasets, MIT; csv-spectrum, BSD-2-Clause), copied from
+# ../shared/datasets so that a clone anywhere has them; licences beside them.
+DATASETS = Path(__file__).resolve().parent / "data"
+PLOTLY = DATASETS / "plotly"
 CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 

@@ -1,17 +1,16 @@
-"""``insightwave ingest`` end to end on the real files in ../shared/datasets/plotly."""
+"""``insightwave ingest`` end to end on the real Plotly files in tests/data/plotly."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from app.cli import main
 from app.database import libpq_url
+from tests.conftest import PLOTLY
 
-PLOTLY = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "plotly"
 # file -> (dataset, rows in the file, rows identical to an earlier row)
 FILES = {
     "tips.csv": ("tips", 244, 1),

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -23,10 +22,9 @@ from etl.parse import (
     make_header,
     read_csv,
 )
+from tests.conftest import DATASETS, PLOTLY
 
-DATASETS = Path("/work/shared/datasets")
 SPECTRUM = DATASETS / "csv-spectrum"
-PLOTLY = DATASETS / "plotly"
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 FAST = settings(max_examples=200, deadline=None, database=None)
 

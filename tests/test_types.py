@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -22,8 +21,8 @@ from etl.types import (
     join_date_time,
     suggest_time_column,
 )
+from tests.conftest import PLOTLY
 
-PLOTLY = Path("/work/shared/datasets/plotly")
 FAST = settings(max_examples=200, deadline=None, database=None)
 
 

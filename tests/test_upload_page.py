@@ -34,10 +34,10 @@ from app.uploads import (
     upload_path,
 )
 from app.users import get_user
+from tests.conftest import PLOTLY
 from tests.test_browser import WAIT, base_url, driver, screenshot, sign_in, wait_for  # noqa: F401
 from tests.test_roles import ROUTER, callback_body, csrf_header
 
-PLOTLY = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "plotly"
 # file -> (dataset, rows in the file, rows identical to an earlier row, suggested time column)
 FILES = {
     "tips.csv": ("tips", 244, 1, None),

@@ -1,6 +1,21 @@
 import dash
+from dash import Input, Output, State, callback, ctx, no_update
+from flask_login import current_user
 
-from app.components.errors import placeholder
+from app.access import visible_datasets
+from app.components.jobs import FORM_FIELDS, SCHEDULE_FIELDS, SOURCE_FIELDS, field_styles, jobs_page
+from app.components.upload import alert
+from app.job_views import (
+    JobViewError,
+    act_on_job,
+    create_job_for,
+    inbox_dir,
+    is_admin,
+    list_jobs_for,
+    list_runs_for,
+    retry_run_for,
+    selected_id,
+)
 
 dash.register_page(
     __name__,
@@ -8,10 +23,107 @@ dash.register_page(
     name="Ingest jobs",
     order=5,
     required_role="analyst",
-    placeholder=True,
     description="Scheduled ingest jobs, their runs and retries.",
 )
+ACTION_BUTTONS = {"jobs-pause": "pause", "jobs-resume": "resume", "jobs-run": "run"}
 
 
 def layout(**_query):
-    return placeholder(3, "Scheduled ingest jobs, their runs and retries.")
+    datasets = [dataset.name for dataset in visible_datasets(current_user)]
+    jobs, runs = list_jobs_for(current_user), list_runs_for(current_user)
+    return jobs_page(datasets, str(inbox_dir()), jobs, runs, is_admin(current_user))
+
+
+@callback(
+    [Output(field, "style") for field in [*SOURCE_FIELDS.values(), *SCHEDULE_FIELDS.values()]],
+    Input("jobs-source-kind", "value"),
+    Input("jobs-schedule-kind", "value"),
+    prevent_initial_call=True,
+)
+def switch_fields(source_kind, schedule_kind):
+    return field_styles(source_kind, schedule_kind)
+
+
+@callback(
+    Output("jobs-create-message", "children"),
+    Output("jobs-created-store", "data"),
+    inputs={"_clicks": Input("jobs-create", "n_clicks")},
+    state={key: State(field, "value") for key, field in FORM_FIELDS.items()},
+    running=[(Output("jobs-create", "disabled"), True, False)],
+    prevent_initial_call=True,
+)
+def create(_clicks, **form):
+    try:
+        job_id = create_job_for(current_user, form)
+    except JobViewError as exc:
+        return alert("The job was not created", str(exc), alert_id="jobs-create-error"), no_update
+    message = f"Job {job_id} is scheduled."
+    return alert("Created", message, color="teal", alert_id="jobs-create-done"), job_id
+
+
+@callback(
+    Output("jobs-action-message", "children"),
+    Output("jobs-action-store", "data"),
+    Output("jobs-delete-confirm", "displayed"),
+    Output("jobs-delete-confirm", "message"),
+    Input("jobs-pause", "n_clicks"),
+    Input("jobs-resume", "n_clicks"),
+    Input("jobs-run", "n_clicks"),
+    Input("jobs-delete", "n_clicks"),
+    Input("jobs-delete-confirm", "submit_n_clicks"),
+    State("jobs-grid", "selectedRows"),
+    prevent_initial_call=True,
+)
+def act(_pause, _resume, _run, _delete, _confirmed, selected):
+    job_id = selected_id(selected)
+    if ctx.triggered_id == "jobs-delete":
+        if job_id is None:
+            return alert("Nothing to delete", "Select a job first."), no_update, False, no_update
+        question = f"Delete job {job_id}? Its past runs are kept."
+        return no_update, no_update, True, question
+    action = ACTION_BUTTONS.get(ctx.triggered_id, "delete")
+    try:
+        message = act_on_job(current_user, action, job_id)
+    except JobViewError as exc:
+        return alert("Refused", str(exc), alert_id="jobs-action-error"), no_update, False, no_update
+    done = alert("Done", message, color="teal", alert_id="jobs-action-done")
+    return done, {"action": action, "job": job_id}, False, no_update
+
+
+@callback(
+    Output("jobs-grid", "rowData"),
+    Input("jobs-refresh", "n_clicks"),
+    Input("jobs-created-store", "data"),
+    Input("jobs-action-store", "data"),
+    prevent_initial_call=True,
+)
+def refresh_jobs(_clicks, _created, _acted):
+    return list_jobs_for(current_user)
+
+
+@callback(
+    Output("jobs-runs-grid", "rowData"),
+    Input("jobs-runs-refresh", "n_clicks"),
+    Input("jobs-runs-interval", "n_intervals"),
+    Input("jobs-runs-status", "value"),
+    Input("jobs-action-store", "data"),
+    Input("jobs-retry-store", "data"),
+    prevent_initial_call=True,
+)
+def refresh_runs(_clicks, _ticks, status, _acted, _retried):
+    return list_runs_for(current_user, status)
+
+
+@callback(
+    Output("jobs-runs-message", "children"),
+    Output("jobs-retry-store", "data"),
+    Input("jobs-runs-retry", "n_clicks"),
+    State("jobs-runs-grid", "selectedRows"),
+    prevent_initial_call=True,
+)
+def retry(_clicks, selected):
+    try:
+        message = retry_run_for(current_user, selected_id(selected))
+    except JobViewError as exc:
+        return alert("Refused", str(exc), alert_id="jobs-retry-error"), no_update
+    return alert("Queued", message, color="teal", alert_id="jobs-retry-done"), message

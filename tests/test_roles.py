@@ -49,6 +49,14 @@ CALLBACK_RULES = {
     "..datasets-result.children...datasets-run-store.data..": Role.ANALYST,
     "..datasets-rejected-download.data...datasets-download-message.children..": Role.ANALYST,
     "datasets-runs-grid.rowData": Role.ANALYST,
+    "..jobs-path.style...jobs-folder.style...jobs-url.style...jobs-rows.style"
+    "...jobs-interval.style...jobs-cron.style..": Role.ANALYST,
+    "..jobs-create-message.children...jobs-created-store.data..": Role.ANALYST,
+    "..jobs-action-message.children...jobs-action-store.data"
+    "...jobs-delete-confirm.displayed...jobs-delete-confirm.message..": Role.ANALYST,
+    "jobs-grid.rowData": Role.ANALYST,
+    "jobs-runs-grid.rowData": Role.ANALYST,
+    "..jobs-runs-message.children...jobs-retry-store.data..": Role.ANALYST,
 }
 
 

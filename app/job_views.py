@@ -1,0 +1,353 @@
+"""Scheduled ingest jobs and their runs, as the jobs page sees them, with every right checked.
+
+Analysts see and change their own jobs; admins see and change all of them and alone may
+retry runs. Every function here checks that again: ids and form values come from a browser.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from flask import current_app
+from sqlalchemy import Select, or_, select
+
+from app import audit
+from app.access import dataset_exists, find_visible_dataset, visible_datasets_query
+from app.database import connect
+from app.extensions import db
+from app.models import Dataset, IngestJob, IngestRun, Role, User
+from etl.jobs import (
+    DEMO_COLUMNS,
+    JOB_SOURCE_KINDS,
+    JobError,
+    check_source,
+    create_job,
+    delete_job,
+    enqueue_job_run,
+    make_trigger,
+    set_paused,
+)
+from etl.pipeline import IngestOptions
+from etl.runs import retry_run
+from etl.sources import check_public_url
+
+RECENT_RUNS = 100
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "dead")
+# A job name is a label; slashes and control characters make it look like a path or
+# garble the logs, so they are refused.
+_UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+class JobViewError(ValueError):
+    """A request about a job or a run was refused; the message is for the user."""
+
+
+def is_admin(user: User) -> bool:
+    return Role(user.role) == Role.ADMIN
+
+
+def inbox_dir() -> Path:
+    """Return ``<data dir>/inbox``, the only place a job made in the browser may read files."""
+    directory = Path(current_app.config["INSIGHTWAVE"].data_dir) / "inbox"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory.resolve()
+
+
+def selected_id(rows: object) -> object:
+    """Return the id of the first row a grid's ``selectedRows`` holds (unchecked), or None."""
+    if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+        return rows[0].get("id")
+    return None
+
+
+def _checked_id(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise JobViewError(f"Select a {what} first.")
+    return value
+
+
+# --- the jobs list and its actions ----------------------------------------------------------
+
+
+def _schedule_text(kind: str, spec: str) -> str:
+    return f"every {spec} s" if kind == "interval" else f"cron {spec}"
+
+
+def _where(kind: str, source: dict[str, Any]) -> str:
+    if kind == "url":
+        return str(source.get("url", ""))
+    if kind == "demo":
+        return f"{source.get('rows', '?')} rows per tick"
+    return str(source.get("path", ""))
+
+
+def list_jobs_for(user: User) -> list[dict[str, Any]]:
+    """Return the jobs ``user`` may act on (all of them for an admin), oldest first, as rows."""
+    query = (
+        select(IngestJob, Dataset.name, User.email)
+        .join(Dataset, Dataset.id == IngestJob.dataset_id)
+        .outerjoin(User, User.id == IngestJob.owner_id)
+        .order_by(IngestJob.id)
+        .execution_options(populate_existing=True)  # the etl layer changes jobs under the ORM
+    )
+    if not is_admin(user):
+        query = query.where(IngestJob.owner_id == user.id)
+    return [
+        {
+            "id": job.id,
+            "name": job.name,
+            "dataset": dataset,
+            "source": job.source_kind,
+            "where": _where(job.source_kind, job.source),
+            "schedule": _schedule_text(job.trigger_kind, job.trigger_spec),
+            "paused": job.paused,
+            "owner": owner or "(command line)",
+        }
+        for job, dataset, owner in db.session.execute(query)
+    ]
+
+
+def _job_for(user: User, job_id: object) -> IngestJob:
+    """Return the job ``job_id`` if ``user`` may act on it, else raise JobViewError."""
+    checked = _checked_id(job_id, "job")
+    job: IngestJob | None = db.session.get(IngestJob, checked, populate_existing=True)
+    if job is None:
+        raise JobViewError(f"There is no job {checked}: it may have been deleted.")
+    if not is_admin(user) and job.owner_id != user.id:
+        raise JobViewError("You may act only on your own jobs; this one is someone else's.")
+    return job
+
+
+def _pause(conn: psycopg.Connection[Any], job_id: int, name: str) -> str:
+    set_paused(conn, job_id, True)
+    return f"Job {name!r} is paused."
+
+
+def _resume(conn: psycopg.Connection[Any], job_id: int, name: str) -> str:
+    set_paused(conn, job_id, False)
+    return f"Job {name!r} is active again."
+
+
+def _run_now(conn: psycopg.Connection[Any], job_id: int, name: str) -> str:
+    run_ids = enqueue_job_run(conn, job_id)
+    if not run_ids:
+        raise JobViewError(
+            f"Job {name!r} queued nothing: it is paused, or its folder has no new files."
+        )
+    return f"Job {name!r} queued run {', '.join(map(str, run_ids))}; a worker will take it."
+
+
+def _delete(conn: psycopg.Connection[Any], job_id: int, name: str) -> str:
+    delete_job(conn, job_id)
+    return f"Job {name!r} is deleted; its past runs are kept."
+
+
+JOB_ACTIONS: dict[str, Callable[[psycopg.Connection[Any], int, str], str]] = {
+    "pause": _pause,
+    "resume": _resume,
+    "run": _run_now,
+    "delete": _delete,
+}
+
+
+def act_on_job(user: User, action: str, job_id: object) -> str:
+    """Pause, resume, run now or delete a job ``user`` may act on; return what happened."""
+    perform = JOB_ACTIONS.get(action)
+    if perform is None:
+        raise JobViewError(f"{action!r} is not something a job can do.")
+    job = _job_for(user, job_id)
+    checked, name = job.id, job.name  # the row may be gone once the etl layer is done
+    with connect() as conn:
+        message = perform(conn, checked, name)
+    audit.record(f"job.{action}", user, name, job_id=checked)
+    db.session.commit()
+    return message
+
+
+# --- creating a job from the form -----------------------------------------------------------
+
+
+def _text(value: object, missing: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise JobViewError(missing)
+    return value.strip()
+
+
+def _number_text(value: object, missing: str) -> str:
+    """Return a number field's value as text (a NumberInput sends a number, or '' when empty)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return _text(value, missing)
+
+
+def _inbox_path(value: object, what: str) -> str:
+    raw = _text(value, f"Give the {what} to read, inside the inbox folder.")
+    inbox = inbox_dir()
+    path = None if "\x00" in raw else (inbox / raw).resolve()  # resolve() refuses a NUL
+    if path is None or not path.is_relative_to(inbox) or (path == inbox and what == "file"):
+        raise JobViewError(
+            f"The {what} must be inside the inbox folder ({inbox}): give a path relative "
+            "to it, without '..'."
+        )
+    return str(path)
+
+
+def _source(kind: str, form: Mapping[str, object]) -> dict[str, Any]:
+    if kind == "file":
+        return {"path": _inbox_path(form.get("path"), "file")}
+    if kind == "folder":
+        return {"path": _inbox_path(form.get("folder"), "folder")}
+    if kind == "url":
+        url = _text(form.get("url"), "Give the http:// or https:// URL to fetch.")
+        try:
+            check_public_url(url)
+        except ValueError as exc:
+            raise JobError(str(exc)) from exc
+        return {"url": url}
+    rows = form.get("rows")
+    if isinstance(rows, float) and rows.is_integer():
+        rows = int(rows)
+    if rows is None or rows == "":
+        raise JobViewError("Give the number of demo rows to add on each tick.")
+    return {"rows": rows}
+
+
+def _schedule(form: Mapping[str, object]) -> tuple[str, str]:
+    kind = form.get("schedule_kind")
+    if kind == "interval":
+        return kind, _number_text(form.get("interval"), "Give the interval in seconds.")
+    if kind == "cron":
+        return kind, _text(form.get("cron"), "Give a cron expression, e.g. '*/15 * * * *'.")
+    raise JobViewError("Choose a schedule: an interval in seconds or a cron expression.")
+
+
+def _check_target(user: User, dataset: str, source_kind: str, time_column: str | None) -> None:
+    found = find_visible_dataset(user, dataset)
+    if found is not None:
+        columns = [str(column.get("name")) for column in found.columns]
+    elif source_kind == "demo" and not dataset_exists(dataset):
+        columns = [column.name for column in DEMO_COLUMNS]  # create_job makes the dataset
+    elif source_kind == "demo":
+        raise JobViewError(f"The name {dataset!r} is taken: choose another.")
+    else:
+        raise JobViewError(f"There is no dataset called {dataset!r} that you may use.")
+    if time_column is not None and time_column not in columns:
+        raise JobViewError(f"Dataset {dataset!r} has no column {time_column!r}.")
+
+
+def create_job_for(user: User, form: Mapping[str, object]) -> int:
+    """Check the form's values, record the job for ``user`` and return its id.
+
+    ``form`` holds name, dataset, source_kind, path, folder, url, rows, schedule_kind,
+    interval, cron and time_column, as the browser sent them.
+    """
+    name = _text(form.get("name"), "Name the job.")
+    if _UNSAFE_NAME.search(name):
+        raise JobViewError("A job name is plain text, without slashes or control characters.")
+    dataset = _text(form.get("dataset"), "Choose the dataset to load into.")
+    source_kind = form.get("source_kind")
+    if not isinstance(source_kind, str) or source_kind not in JOB_SOURCE_KINDS:
+        raise JobViewError("Choose a source: file, folder, URL or demo.")
+    time_column = form.get("time_column") or None
+    if time_column is not None and not isinstance(time_column, str):
+        raise JobViewError("The time column could not be read.")
+    options = IngestOptions(dataset=dataset, time_column=time_column, create=False)
+    try:
+        # create_job checks these too, but after the dataset: checked here, a bad URL or
+        # schedule is named before a missing dataset, in the order the form asks them.
+        source = check_source(source_kind, _source(source_kind, form))
+        trigger_kind, trigger_spec = _schedule(form)
+        make_trigger(trigger_kind, trigger_spec)
+        _check_target(user, dataset, source_kind, time_column)
+        with connect() as conn:
+            job_id = create_job(
+                conn,
+                name,
+                dataset,
+                source_kind,
+                source,
+                trigger_kind,
+                trigger_spec,
+                options,
+                user.id,
+            )
+    except JobError as exc:
+        message = str(exc)
+        raise JobViewError(message[:1].upper() + message[1:]) from None
+    audit.record("job.create", user, name, job_id=job_id, dataset=dataset, source=source_kind)
+    db.session.commit()
+    return job_id
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def _runs_query(user: User) -> Select[IngestRun, str | None]:
+    query = (
+        select(IngestRun, IngestJob.name)
+        .outerjoin(IngestJob, IngestJob.id == IngestRun.job_id)
+        .order_by(IngestRun.id.desc())
+        .limit(RECENT_RUNS)
+        .execution_options(populate_existing=True)
+    )
+    if is_admin(user):
+        return query
+    visible = visible_datasets_query(user).order_by(None)
+    return query.where(
+        or_(
+            IngestRun.job_id.in_(select(IngestJob.id).where(IngestJob.owner_id == user.id)),
+            # A queued run has no dataset id yet, only its dataset's name.
+            IngestRun.dataset_id.in_(visible.with_only_columns(Dataset.id)),
+            IngestRun.dataset_name.in_(visible.with_only_columns(Dataset.name)),
+            IngestRun.created_by == user.id,
+        )
+    )
+
+
+def _stamp(run: IngestRun, field: str) -> str | None:
+    value = getattr(run, field)
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def list_runs_for(user: User, status: object = None) -> list[dict[str, Any]]:
+    """Return the newest runs of jobs and datasets ``user`` may see (all for an admin) as rows.
+
+    ``status`` narrows them to one of RUN_STATUSES; anything else means every status.
+    """
+    query = _runs_query(user)
+    if isinstance(status, str) and status in RUN_STATUSES:
+        query = query.where(IngestRun.status == status)
+    return [
+        {
+            "id": run.id,
+            "dataset": run.dataset_name,
+            "job": job or "",
+            "status": run.status,
+            "attempts": f"{run.attempts}/{run.max_attempts}",
+            "read": run.rows_read,
+            "loaded": run.rows_loaded,
+            "rejected": run.rows_rejected,
+            "duplicate": run.rows_duplicate,
+            "error": run.error,
+            "started": _stamp(run, "started_at"),
+            "finished": _stamp(run, "finished_at"),
+        }
+        for run, job in db.session.execute(query)
+    ]
+
+
+def retry_run_for(user: User, run_id: object) -> str:
+    """Queue a dead or failed run again now; only an admin may."""
+    if not is_admin(user):
+        raise JobViewError("Only admins can retry runs.")
+    checked = _checked_id(run_id, "run")
+    with connect() as conn:
+        if not retry_run(conn, checked):
+            raise JobViewError(f"Run {checked} is not failed or dead (or does not exist).")
+    audit.record("run.retry", user, str(checked))
+    db.session.commit()
+    return f"Run {checked} is queued again."

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import math
 import random
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,6 +71,25 @@ def check_url(url: str) -> str:
     """Return ``url`` if it is an http(s) URL, else raise ValueError."""
     if not url.startswith(("http://", "https://")) or len(url) > 2000:
         raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    return url
+
+
+def check_public_url(url: str) -> str:
+    """Return ``url`` if it is http(s) and its host resolves only to public addresses.
+
+    Jobs made in the browser use this, so a signed-in user cannot make the server fetch
+    from itself or its private network; operators may still pull such URLs from the CLI.
+    """
+    host = urllib.parse.urlsplit(check_url(url)).hostname
+    if not host:
+        raise ValueError(f"{url!r} names no host")
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError as exc:
+        raise ValueError(f"cannot resolve {host!r}: {exc}") from exc
+    for address in addresses:
+        if not ipaddress.ip_address(str(address).split("%")[0]).is_global:
+            raise ValueError(f"{host!r} is a local or private address; only public URLs here")
     return url
 
 

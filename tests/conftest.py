@@ -140,6 +140,12 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
+def dash_app(app: Flask, client: FlaskClient) -> Any:
+    client.get("/login")  # Dash registers its page router on the first request
+    return app.extensions["dash"]
+
+
+@pytest.fixture
 def cli_env(database_url: str, data_dir: Path) -> dict[str, str]:
     return {"DATABASE_URL": database_url, "INSIGHTWAVE_DATA_DIR": str(data_dir)}
 

@@ -42,12 +42,6 @@ JOB_CALLBACKS = [
 
 
 @pytest.fixture
-def dash_app(app, client):
-    client.get("/login")  # Dash registers its page router on the first request
-    return app.extensions["dash"]
-
-
-@pytest.fixture
 def users(app, auth):
     """Create two analysts and an admin; return a lookup by short name (in an app context)."""
     emails = {"ana": "ana@example.com", "bob": "bob@example.com", "root": "root@example.com"}

@@ -64,12 +64,6 @@ def allowed(role, required):
     return role is not None and required != CLIENTSIDE and role.includes(required)
 
 
-@pytest.fixture
-def dash_app(app, client):
-    client.get("/login")  # Dash registers its page router on the first request
-    return app.extensions["dash"]
-
-
 def sign_in(auth, role):
     if role is not None:
         auth.login_as(role)

@@ -80,12 +80,6 @@ def scalar(database_url: str, query: str, *params: object) -> object:
 
 
 @pytest.fixture
-def dash_app(app, client):
-    client.get("/login")  # Dash registers its page router on the first request
-    return app.extensions["dash"]
-
-
-@pytest.fixture
 def analyst(app, auth):
     """Create an analyst; return a function that looks them up (inside an app context)."""
     auth.create("ana@example.com", Role.ANALYST)

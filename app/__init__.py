@@ -94,18 +94,12 @@ def _set_csrf_cookie(response: Response) -> Response:
 
 
 def _install_error_handlers(server: Flask) -> None:
-    from app.guard import AccessDenied
-
     def error(status: int, code: str, message: str) -> tuple[Response, int]:
         return jsonify({"error": {"code": code, "message": message}}), status
 
     @server.errorhandler(CSRFError)
     def csrf_failed(exc: CSRFError) -> Any:
         return error(400, "csrf_failed", "the CSRF token is missing or invalid; reload the page")
-
-    @server.errorhandler(AccessDenied)
-    def access_denied(exc: AccessDenied) -> Any:
-        return error(403, "forbidden", f"requires the {exc} role")
 
     @server.errorhandler(413)
     def too_large(exc: Exception) -> Any:

@@ -39,10 +39,6 @@ PUBLIC_ENDPOINT_PREFIXES = ("_dash_assets",)
 SHELL_CALLBACK_MODULES = {"dash.dash": Role.VIEWER, "app.components.shell": Role.VIEWER}
 
 
-class AccessDenied(Exception):
-    """Raised by ``raise_for_access`` when the current user may not do something."""
-
-
 def current_role() -> Role | None:
     """Return the signed-in user's role, or None for an anonymous visitor."""
     if not current_user.is_authenticated:
@@ -54,12 +50,6 @@ def can_access(required: Role) -> bool:
     """Tell whether the current user holds ``required`` (or a role above it)."""
     role = current_role()
     return role is not None and role.includes(required)
-
-
-def raise_for_access(required: Role) -> None:
-    """:raises AccessDenied: when the current user does not hold ``required``."""
-    if not can_access(required):
-        raise AccessDenied(required.value)
 
 
 def requires(role: Role) -> Callable[[F], F]:

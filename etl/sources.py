@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-SOURCE_KINDS = ("file", "upload", "url", "demo", "push")
 MAX_URL_BYTES = 512 * 1024 * 1024
 URL_TIMEOUT_SECONDS = 30
 DEMO_SENSORS = ("north", "south", "east", "west")

@@ -15,7 +15,7 @@ from app.guard import requires
 from app.models import Role
 from etl.datasets import DatasetError, check_dataset_name
 from etl.pipeline import IngestError, IngestOptions
-from etl.runs import create_run, execute_run, try_lock_run, unlock_run
+from etl.runs import run_now
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -100,20 +100,14 @@ def _read_batch() -> list[Any] | Response:
 
 def _load(conn: Any, name: str, items: list[Any]) -> dict[str, Any] | Response:
     options = IngestOptions(dataset=name, owner_id=current_user.id)
-    with conn.transaction():  # locked before it is visible, so no worker claims it first
-        run_id = create_run(
-            conn, options, "push", {"rows": len(items)}, created_by=current_user.id, max_attempts=1
-        )
-        try_lock_run(conn, run_id)
+    source = {"rows": len(items)}
     try:
-        summary = execute_run(conn, run_id, records=items)
+        summary = run_now(conn, options, "push", source, created_by=current_user.id, records=items)
     except IngestError as exc:
         return api_error(422, "rejected", str(exc))
-    finally:
-        unlock_run(conn, run_id)
     rejected = conn.execute(
         "SELECT line, reason FROM rejected_rows WHERE run_id = %s ORDER BY line LIMIT %s",
-        (run_id, REJECTIONS_SHOWN),
+        (summary.run_id, REJECTIONS_SHOWN),
     ).fetchall()
     result = summary.to_json()
     result["rejected"] = [{"line": line, "reason": reason} for line, reason in rejected]

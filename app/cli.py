@@ -77,7 +77,8 @@ DEMO_DATASET = "demo_sensors"
 
 def _ensure_demo_job(url: str) -> None:
     """Schedule the synthetic sensor stream (20 rows a second) unless it already is."""
-    from etl.jobs import connect, create_job, list_jobs
+    from etl.connection import connect
+    from etl.jobs import create_job, list_jobs
     from etl.pipeline import IngestOptions
 
     with connect(url) as conn:

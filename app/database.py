@@ -6,15 +6,13 @@ from typing import Any
 
 import psycopg
 from flask import current_app
-from sqlalchemy.engine import make_url
+
+from etl.connection import connect as connect_url
+from etl.connection import libpq_url
+
+__all__ = ["connect", "libpq_url"]
 
 
-def libpq_url(url: str) -> str:
-    """Turn a SQLAlchemy URL (postgresql+psycopg://...) into one libpq accepts."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def connect(url: str | None = None, *, autocommit: bool = True) -> psycopg.Connection[Any]:
-    """Open a psycopg connection to ``url`` (default: the current app's database)."""
-    target = url or current_app.config["SQLALCHEMY_DATABASE_URI"]
-    return psycopg.connect(libpq_url(target), autocommit=autocommit, connect_timeout=5)
+def connect(url: str | None = None) -> psycopg.Connection[Any]:
+    """Open an autocommit connection to ``url`` (default: the current app's database)."""
+    return connect_url(url or current_app.config["SQLALCHEMY_DATABASE_URI"], "insightwave-web")

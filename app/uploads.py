@@ -29,7 +29,7 @@ from etl.export import rejected_rows_csv
 from etl.parse import MAX_NAME_LENGTH, CsvError, detect_format, normalise_name, read_csv
 from etl.parse import SAMPLE_SIZE as PARSE_SAMPLE_BYTES
 from etl.pipeline import SAMPLE_SIZE, IngestOptions, IngestSummary
-from etl.runs import create_run, execute_run, try_lock_run, unlock_run
+from etl.runs import run_now
 from etl.sources import SourceError
 from etl.types import Column, ColumnType, combine_date_and_time, infer_columns, suggest_time_column
 
@@ -299,19 +299,14 @@ def load_upload(upload_id: object, target: UploadTarget, user: User) -> LoadResu
         owner_id=user.id,
     )
     source = {"path": str(path)}
+    # One attempt: the user is watching, and a silent retry later would surprise them.
     with connect() as conn:
-        # Lock the run before it is committed, so no worker can claim it first. One attempt:
-        # the user is watching, and a silent retry later would surprise them.
-        with conn.transaction():
-            run_id = create_run(conn, options, "upload", source, created_by=user.id, max_attempts=1)
-            try_lock_run(conn, run_id)
         try:
-            summary = execute_run(conn, run_id)
+            summary = run_now(conn, options, "upload", source, created_by=user.id)
         except SourceError as exc:
             raise UploadError(f"The upload could not be read: {exc}") from exc
-        finally:
-            unlock_run(conn, run_id)
-    return LoadResult(run_id, summary)
+    assert summary.run_id is not None
+    return LoadResult(summary.run_id, summary)
 
 
 def _when(run: IngestRun) -> str | None:

@@ -21,7 +21,6 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
-from sqlalchemy.engine import make_url
 
 from etl.datasets import DatasetError, check_dataset_name, create_dataset, get_dataset
 from etl.pipeline import IngestOptions
@@ -62,23 +61,6 @@ class IngestJob:
     @property
     def trigger(self) -> BaseTrigger:
         return make_trigger(self.trigger_kind, self.trigger_spec)
-
-
-def connect(url: str, application_name: str = "insightwave-etl") -> psycopg.Connection[Any]:
-    """Open an autocommit connection to a SQLAlchemy-style database URL."""
-    # TCP keepalives let a leader or worker notice a silently dead server within seconds;
-    # the connection check lets the server end a long load whose worker has died, which
-    # frees that run's advisory lock at once instead of when the statement finishes.
-    return psycopg.connect(
-        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
-        autocommit=True,
-        connect_timeout=5,
-        application_name=application_name,
-        options="-c client_connection_check_interval=1000",
-        keepalives_idle=10,
-        keepalives_interval=5,
-        keepalives_count=3,
-    )
 
 
 def make_trigger(trigger_kind: str, trigger_spec: str) -> BaseTrigger:

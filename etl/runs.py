@@ -53,6 +53,32 @@ def create_run(
     return int(row[0])
 
 
+def run_now(
+    conn: psycopg.Connection[Any],
+    options: IngestOptions,
+    source_kind: str,
+    source: dict[str, Any],
+    *,
+    created_by: int | None = None,
+    records: Sequence[Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    """Record a one-attempt run and execute it in this process (someone is waiting for it).
+
+    The run is locked before it is committed, so no worker can claim it first; its id is
+    in the summary. ``conn`` must be in autocommit mode. Raises what ``execute_run`` raises.
+    """
+    with conn.transaction():
+        run_id = create_run(
+            conn, options, source_kind, source, created_by=created_by, max_attempts=1
+        )
+        try_lock_run(conn, run_id)
+    try:
+        return execute_run(conn, run_id, progress, records)
+    finally:
+        unlock_run(conn, run_id)
+
+
 def claim_run(conn: psycopg.Connection[Any]) -> int | None:
     """Lock the next due run for this connection and return its id, or None.
 

@@ -31,7 +31,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.util import undefined
 from sqlalchemy import Engine, create_engine
 
-from etl.jobs import IngestJob, JobError, connect, enqueue_job_run, list_jobs
+from etl.connection import connect
+from etl.jobs import IngestJob, JobError, enqueue_job_run, list_jobs
 from etl.retention import purge_expired
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from etl.jobs import connect
+from etl.connection import connect
 from etl.pipeline import IngestError
 from etl.runs import claim_run, execute_run, record_failure, unlock_run
 from etl.scheduler import LeaderScheduler

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from etl.jobs import connect
+from etl.connection import connect
 from etl.pipeline import IngestOptions, ingest_records
 from etl.retention import purge_expired, set_retention
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from etl.jobs import JobError, connect, create_job, delete_job, enqueue_job_run, set_paused
+from etl.connection import connect
+from etl.jobs import JobError, create_job, delete_job, enqueue_job_run, set_paused
 from etl.pipeline import IngestOptions
 from etl.runs import create_run
 from etl.scheduler import LEADER_LOCK, LeaderScheduler

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from etl.jobs import connect
+from etl.connection import connect
 from etl.pipeline import IngestOptions
 from etl.runs import claim_run, create_run, execute_run, unlock_run
 from etl.sources import SourceError

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from app.worker_cli import register_worker_commands
-from etl.jobs import connect
+from etl.connection import connect
 from etl.pipeline import IngestOptions
 from etl.runs import BACKOFF_FIRST, LOCK_CLASS, create_run, retry_run
 from etl.worker import APPLICATION_NAME, Worker, work_once

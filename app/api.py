@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 import orjson
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask_login import current_user
 from psycopg.types.json import Jsonb
 
 from app.access import dataset_exists, find_visible_dataset
 from app.database import connect
 from app.guard import requires
+from app.hub import tokens as live_tokens
 from app.models import Role
 from etl.datasets import DatasetError, check_dataset_name
 from etl.pipeline import IngestError, IngestOptions
@@ -71,6 +73,36 @@ def push_events(name: str) -> Any:
                 (key, current_user.id, Jsonb(result), name),
             )
     return _respond(result, replayed=False)
+
+
+@bp.get("/live/token")
+@requires(Role.VIEWER)
+def live_token() -> Any:
+    """Give a short-lived token for the live hub, standing on this session or API token."""
+    config = current_app.config["INSIGHTWAVE"]
+    page = urlsplit(request.host_url)
+    if g.get("bearer_auth"):
+        bearer = request.headers["Authorization"].partition(" ")[2].strip()
+        token = live_tokens.issue(config.secret_key, current_user.id, api_token=bearer)
+    else:
+        origin = f"{page.scheme}://{page.netloc}"
+        token = live_tokens.issue(
+            config.secret_key, current_user.id, session_token=current_user.session_id, origin=origin
+        )
+    response = jsonify(
+        token=token, url=_hub_url(config, page), expires_in=config.live_token_seconds
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _hub_url(config: Any, page: SplitResult) -> str:
+    if config.hub_url:
+        return str(config.hub_url)
+    port = current_app.config.get("HUB_PORT") or config.hub_port
+    host = page.hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return f"{'wss' if page.scheme == 'https' else 'ws'}://{host}:{port}/live"
 
 
 def _read_batch() -> list[Any] | Response:

@@ -56,6 +56,7 @@ def main() -> None:
 @click.option("--demo", is_flag=True, help="Feed a synthetic demo stream so there is data to see.")
 def serve(host: str, port: int, demo: bool) -> None:
     """Run everything in one process: database (embedded if DATABASE_URL is unset) and web."""
+    from app.hub import HubThread, build_hub
     from app.server import run
     from etl.worker import start_background
 
@@ -65,11 +66,30 @@ def serve(host: str, port: int, demo: bool) -> None:
         url = server.config["SQLALCHEMY_DATABASE_URI"]
         if demo:
             _ensure_demo_job(url)
+        hub = HubThread(build_hub(server))
+        try:
+            server.config["HUB_PORT"] = hub.start()
+        except OSError as exc:
+            raise click.ClickException(f"{exc} (set INSIGHTWAVE_HUB_PORT to a free port)") from exc
         background = start_background(url)
         try:
             run(server, host, port)
         finally:
             background.stop()  # lets the runs in progress finish
+            hub.stop()
+
+
+@main.command()
+def hub() -> None:
+    """Run the live WebSocket hub on its own (INSIGHTWAVE_HUB_HOST and _PORT)."""
+    from app.hub import build_hub, run_forever
+
+    with app_context() as server:
+        db.session.remove()
+        try:
+            run_forever(build_hub(server))
+        except OSError as exc:
+            raise click.ClickException(f"the live hub cannot listen: {exc}") from exc
 
 
 DEMO_DATASET = "demo_sensors"

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 from sqlalchemy.engine import URL, make_url
@@ -39,6 +40,15 @@ class Config:
     session_days: int = 14
     https: bool = False
     testing: bool = False
+    hub_host: str = "127.0.0.1"
+    hub_port: int = 8051  # 0: any free port
+    hub_url: str | None = None  # what browsers connect to (default: this host, hub_port)
+    hub_origins: tuple[str, ...] = ()  # browser origins allowed at the hub (default: the page's)
+    hub_tick_ms: int = 20
+    hub_heartbeat_seconds: int = 15
+    hub_max_clients: int = 5000
+    hub_max_subscriptions: int = 20
+    live_token_seconds: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -65,9 +75,24 @@ class Config:
                 "INSIGHTWAVE_SESSION_DAYS", env.get("INSIGHTWAVE_SESSION_DAYS"), 14
             ),
             "https": _boolean("INSIGHTWAVE_HTTPS", env.get("INSIGHTWAVE_HTTPS")),
+            "hub_host": _optional(env.get("INSIGHTWAVE_HUB_HOST")) or "127.0.0.1",
+            "hub_port": _port("INSIGHTWAVE_HUB_PORT", env.get("INSIGHTWAVE_HUB_PORT"), 8051),
+            "hub_url": _hub_url(env.get("INSIGHTWAVE_HUB_URL")),
+            "hub_origins": _origins("INSIGHTWAVE_HUB_ORIGINS", env.get("INSIGHTWAVE_HUB_ORIGINS")),
         }
+        for field_name, variable, default in _HUB_NUMBERS:
+            values[field_name] = _positive_int(variable, env.get(variable), default)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+_HUB_NUMBERS = (
+    ("hub_tick_ms", "INSIGHTWAVE_HUB_TICK_MS", 20),
+    ("hub_heartbeat_seconds", "INSIGHTWAVE_HUB_HEARTBEAT_SECONDS", 15),
+    ("hub_max_clients", "INSIGHTWAVE_HUB_MAX_CLIENTS", 5000),
+    ("hub_max_subscriptions", "INSIGHTWAVE_HUB_MAX_SUBSCRIPTIONS", 20),
+    ("live_token_seconds", "INSIGHTWAVE_LIVE_TOKEN_SECONDS", 60),
+)
 
 
 def _optional(raw: str | None) -> str | None:
@@ -181,3 +206,33 @@ def _boolean(variable: str, raw: str | None) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(variable, f"must be true or false, got {raw!r}")
+
+
+def _port(variable: str, raw: str | None, default: int) -> int:
+    if raw is None or raw.strip() == "":
+        return default
+    if not raw.strip().isdigit() or int(raw) > 65535:
+        raise ConfigError(variable, f"must be a port number from 0 to 65535, got {raw!r}")
+    return int(raw)
+
+
+def _hub_url(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in {"ws", "wss"} or not parts.netloc:
+        raise ConfigError("INSIGHTWAVE_HUB_URL", "must be a ws:// or wss:// URL with a host")
+    return raw.strip()
+
+
+def _origins(variable: str, raw: str | None) -> tuple[str, ...]:
+    if raw is None or not raw.strip():
+        return ()
+    origins = []
+    for item in raw.split(","):
+        origin = item.strip().rstrip("/")
+        parts = urlsplit(origin)
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
+            raise ConfigError(variable, f"{item.strip()!r} is not an origin (https://host[:port])")
+        origins.append(origin)
+    return tuple(origins)

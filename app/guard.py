@@ -1,8 +1,9 @@
-"""The one access guard: every page, Dash callback and API route is checked here, on the server.
+"""The one access guard: pages, Dash callbacks, API routes and hub messages, checked on the server.
 
 Rules come from where things are declared: a page's role from its ``register_page(...,
 required_role=...)``; a callback takes the role of the page module that defines it; an API
-view carries the role given by ``@requires``. Anything without a rule is refused.
+view carries the role given by ``@requires``; a hub message type the role in
+``HUB_MESSAGE_ROLES``. Anything without a rule is refused.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ PUBLIC_ENDPOINT_PREFIXES = ("_dash_assets",)
 # Modules outside pages/ whose callbacks any signed-in user may call: Dash's own page router
 # (its output is the page layout, which is guarded itself) and the shell (theme, navigation).
 SHELL_CALLBACK_MODULES = {"dash.dash": Role.VIEWER, "app.components.shell": Role.VIEWER}
+# Messages a live hub client may send, and the role each needs (the dataset is checked too).
+HUB_MESSAGE_ROLES = {"subscribe": Role.VIEWER, "unsubscribe": Role.VIEWER}
 
 
 def current_role() -> Role | None:
@@ -60,6 +63,11 @@ def requires(role: Role) -> Callable[[F], F]:
         return view
 
     return mark
+
+
+def hub_message_role(message_type: str) -> Role | None:
+    """Return the role a hub client message needs, or None: no rule, refused."""
+    return HUB_MESSAGE_ROLES.get(message_type)
 
 
 def page_role(page: dict[str, Any]) -> Role:

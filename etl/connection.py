@@ -13,18 +13,26 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+# TCP keepalives let a leader, worker or hub notice a silently dead server within seconds;
+# the connection check lets the server end a long load whose worker has died, which frees
+# that run's advisory lock at once instead of when the statement finishes.
+_OPTIONS: dict[str, Any] = {
+    "autocommit": True,
+    "connect_timeout": 5,
+    "options": "-c client_connection_check_interval=1000",
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+
 def connect(url: str, application_name: str = "insightwave-etl") -> psycopg.Connection[Any]:
     """Open an autocommit connection to a SQLAlchemy-style database URL."""
-    # TCP keepalives let a leader or worker notice a silently dead server within seconds;
-    # the connection check lets the server end a long load whose worker has died, which
-    # frees that run's advisory lock at once instead of when the statement finishes.
-    return psycopg.connect(
-        libpq_url(url),
-        autocommit=True,
-        connect_timeout=5,
-        application_name=application_name,
-        options="-c client_connection_check_interval=1000",
-        keepalives_idle=10,
-        keepalives_interval=5,
-        keepalives_count=3,
+    return psycopg.connect(libpq_url(url), application_name=application_name, **_OPTIONS)
+
+
+async def connect_async(url: str, application_name: str) -> psycopg.AsyncConnection[Any]:
+    """Open an asyncio autocommit connection to a SQLAlchemy-style database URL."""
+    return await psycopg.AsyncConnection.connect(
+        libpq_url(url), application_name=application_name, **_OPTIONS
     )

@@ -18,6 +18,7 @@ from etl.datasets import DatasetSpec
 from etl.validate import PreparedRow, Rejection
 
 NOTIFY_CHANNEL = "insightwave_events"
+DATASET_LOCK_CLASS = 7303  # advisory lock namespace: (class, dataset id), held by one load
 
 
 def _insert_statement(numeric: list[str]) -> sql.Composed:
@@ -109,6 +110,9 @@ def load_events(
     Rows without a time get ``now``. Rollups are updated and one notification is queued
     (sent by PostgreSQL at commit) when anything was loaded.
     """
+    # One load per dataset at a time, from the first id to the commit: ids then appear in
+    # commit order within a dataset, so the live hub's ``id > cursor`` never skips a row.
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (DATASET_LOCK_CLASS, dataset.id))
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS staging_events "
         "(ts timestamptz, dedupe_key bytea, payload jsonb) ON COMMIT DELETE ROWS"

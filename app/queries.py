@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.extensions import db
-from app.models import AuditEntry, User
+from app.models import AuditEntry, Dataset, User
 
 
 def user_rows() -> list[dict[str, Any]]:
@@ -42,3 +43,41 @@ def recent_audit_rows(limit: int = 200) -> list[dict[str, Any]]:
         }
         for entry in entries
     ]
+
+
+NUMERIC_TYPES = ("integer", "float")
+
+
+def numeric_fields(dataset: Dataset) -> list[str]:
+    """Return the dataset's columns that can be plotted as numbers, in schema order."""
+    return [column["name"] for column in dataset.columns if column["type"] in NUMERIC_TYPES]
+
+
+def recent_points(dataset: Dataset, fields: list[str], limit: int) -> dict[str, Any]:
+    """Return the newest ``limit`` events of ``dataset`` oldest first, column-wise.
+
+    The shape is that of the hub's ``points`` message (``ids``, ``ts``, ``values``), so the
+    live page draws its first window and its pushed points the same way.
+    """
+    rows = db.session.execute(
+        text(
+            "SELECT id, ts, payload FROM ("
+            " SELECT id, ts, payload FROM events WHERE dataset_id = :dataset"
+            " ORDER BY id DESC LIMIT :limit) AS newest ORDER BY id"
+        ),
+        {"dataset": dataset.id, "limit": limit},
+    ).all()
+    return {
+        "ids": [row.id for row in rows],
+        "ts": [row.ts.astimezone(UTC).isoformat(timespec="milliseconds") for row in rows],
+        "values": {field: [row.payload.get(field) for row in rows] for field in fields},
+        "last_id": rows[-1].id if rows else _last_id(dataset),
+    }
+
+
+def _last_id(dataset: Dataset) -> int:
+    found = db.session.execute(
+        text("SELECT coalesce(max(id), 0) FROM events WHERE dataset_id = :dataset"),
+        {"dataset": dataset.id},
+    ).scalar()
+    return int(found or 0)

@@ -1,6 +1,10 @@
 import dash
+from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, no_update
+from flask_login import current_user
 
-from app.components.errors import placeholder
+from app.access import find_visible_dataset, visible_datasets
+from app.components.live import MAX_FIELDS, live_page, window_figure
+from app.queries import numeric_fields, recent_points
 
 dash.register_page(
     __name__,
@@ -8,10 +12,84 @@ dash.register_page(
     name="Live",
     order=3,
     required_role="viewer",
-    placeholder=True,
     description="Graphs that move as data arrives, pushed over WebSockets.",
 )
 
 
-def layout(**_query):
-    return placeholder(4, "Graphs that move as data arrives, pushed over WebSockets.")
+def layout(dataset=None, **_query):
+    names = [found.name for found in visible_datasets(current_user)]
+    chosen = dataset if dataset in names else (names[0] if names else None)
+    return live_page(names, chosen)
+
+
+@callback(
+    Output("live-fields", "data"),
+    Output("live-fields", "value"),
+    Input("live-dataset", "value"),
+)
+def choose_fields(name):
+    dataset = find_visible_dataset(current_user, name) if name else None
+    if dataset is None:
+        return [], []
+    fields = numeric_fields(dataset)
+    return fields, fields[:2]
+
+
+@callback(
+    Output("live-graph", "figure"),
+    Output("live-state", "data"),
+    Output("live-note", "children"),
+    Input("live-fields", "value"),
+    Input("live-window", "value"),
+    Input("live-resync", "data"),
+    State("live-dataset", "value"),
+)
+def load_window(fields, window, resync, name):
+    """Draw the newest points, then hand the last id to the browser to subscribe from."""
+    dataset = find_visible_dataset(current_user, name) if name else None
+    if dataset is None:
+        return no_update, None, "Choose a dataset you may see." if name else no_update
+    fields = [field for field in (fields or []) if field in numeric_fields(dataset)]
+    fields = fields[:MAX_FIELDS]
+    size = int(window) if str(window).isdigit() else 500
+    points = recent_points(dataset, fields, size)
+    state = {
+        "dataset": dataset.name,
+        "fields": fields,
+        "window": size,
+        "last_id": points["last_id"],
+        "generation": resync or 0,
+    }
+    note = "" if fields else "This dataset has no numeric field to plot."
+    return window_figure(points, fields), state, note
+
+
+clientside_callback(
+    ClientsideFunction("insightwave_live", "connect"),
+    Output("live-ws", "send"),
+    Output("live-status", "children"),
+    Output("live-status", "color"),
+    Input("live-state", "data"),
+    Input("live-ws", "state"),
+    Input("live-paused", "data"),
+    Input("live-clock", "n_intervals"),
+)
+
+clientside_callback(
+    ClientsideFunction("insightwave_live", "receive"),
+    Output("live-graph", "extendData"),
+    Output("live-resync", "data"),
+    Output("live-updated", "children"),
+    Input("live-ws", "message"),
+    State("live-state", "data"),
+    State("live-resync", "data"),
+)
+
+clientside_callback(
+    ClientsideFunction("insightwave_live", "togglePause"),
+    Output("live-paused", "data"),
+    Output("live-pause", "children"),
+    Input("live-pause", "n_clicks"),
+    State("live-paused", "data"),
+    prevent_initial_call=True,
+)

@@ -11,6 +11,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,10 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from psycopg import sql
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
 
 from app import create_app, migrate
 from app.config import Config
@@ -210,3 +214,43 @@ class AuthActions:
 @pytest.fixture
 def auth(app: Flask, client: FlaskClient) -> AuthActions:
     return AuthActions(app, client)
+
+
+BROWSER_WAIT = 20  # seconds a browser test waits for the page
+
+
+@pytest.fixture(scope="module")
+def base_url(app: Flask) -> Iterator[str]:
+    """Serve the session app over HTTP in a background thread (for browser tests)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    """A headless Debian Chromium with a fresh profile."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    service = Service(executable_path="/usr/bin/chromedriver")
+    chrome = webdriver.Chrome(service=service, options=options)
+    chrome.set_script_timeout(BROWSER_WAIT)
+    yield chrome
+    chrome.quit()

@@ -7,24 +7,19 @@ fresh browser profile. Screenshots go to ``test-artifacts/`` at the repository r
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
-from werkzeug.serving import make_server
 
+from tests.conftest import BROWSER_WAIT as WAIT
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-WAIT = 20
 CALLBACK_BODY = {
     "output": "admin-users-grid.rowData",
     "outputs": {"id": "admin-users-grid", "property": "rowData"},
@@ -43,41 +38,6 @@ fetch("/_dash-update-component", {
 }).then(async (r) => done({status: r.status, body: await r.text()}),
         (e) => done({status: -1, body: String(e)}));
 """
-
-
-@pytest.fixture(scope="module")
-def base_url(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
-
-
-@pytest.fixture
-def driver(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    service = Service(executable_path="/usr/bin/chromedriver")
-    chrome = webdriver.Chrome(service=service, options=options)
-    chrome.set_script_timeout(WAIT)
-    yield chrome
-    chrome.quit()
 
 
 def wait_for(driver, selector: str):

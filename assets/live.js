@@ -1,0 +1,178 @@
+// The live page in the browser: keep a hub connection, subscribe, append pushed points.
+// Messages follow the JSON Schemas in app/hub/schema/; no server round trip per message.
+(function () {
+  "use strict";
+  const OPEN = 1;
+  const CLOSED = 3;
+  const none = () => window.dash_clientside.no_update;
+
+  // One connection per page; this object remembers what the socket is doing.
+  const conn = {
+    attempt: 0, // failed connection attempts in a row
+    nextTry: 0, // no new attempt before this time (ms)
+    fetching: false, // a token request is under way
+    closedAt: null, // timeStamp of the last close event seen
+    subscribed: null, // dataset the open socket is subscribed to
+    drawn: null, // the window the server drew (dataset, generation, fields, size)
+    lastId: null, // id of the newest point drawn
+    paused: false,
+    signedOut: false,
+    sent: 0, // messages sent: each carries a new ref, so the WebSocket component sends repeats
+  };
+
+  function backoff(attempt) {
+    return Math.min(30000, 500 * 2 ** attempt) * (0.75 + Math.random() / 2);
+  }
+
+  function requestSocket() {
+    conn.fetching = true;
+    fetch("/api/v1/live/token", { credentials: "same-origin", cache: "no-store" })
+      .then((response) => {
+        if (response.status === 401) {
+          conn.signedOut = true;
+        }
+        if (!response.ok) {
+          throw new Error("live token: HTTP " + response.status);
+        }
+        return response.json();
+      })
+      .then((body) => {
+        const url = body.url + "?token=" + encodeURIComponent(body.token);
+        window.dash_clientside.set_props("live-ws", { url: url });
+      })
+      .catch(() => {
+        conn.attempt += 1;
+        conn.nextTry = Date.now() + backoff(conn.attempt);
+      })
+      .finally(() => {
+        conn.fetching = false;
+      });
+  }
+
+  // Turn a points message into Plotly extendData for the traces of `fields`, keeping only
+  // points newer than `lastId`; null when nothing is new. Pure, so tests can call it.
+  function pointsToExtendData(message, fields, lastId, window) {
+    let start = 0;
+    while (start < message.ids.length && lastId !== null && message.ids[start] <= lastId) {
+      start += 1;
+    }
+    if (start === message.ids.length || fields.length === 0) {
+      return null;
+    }
+    const xs = message.ts.slice(start);
+    const ys = fields.map((field) => {
+      const column = message.values[field];
+      return column ? column.slice(start) : xs.map(() => null);
+    });
+    return [{ x: fields.map(() => xs), y: ys }, fields.map((_, index) => index), window];
+  }
+
+  function windowKey(state) {
+    return [state.dataset, state.generation, state.fields.join(","), state.window].join("|");
+  }
+
+  function message(type, dataset, extra) {
+    conn.sent += 1;
+    return JSON.stringify(Object.assign({ type: type, dataset: dataset, ref: conn.sent }, extra));
+  }
+
+  function status(text, color) {
+    return [text, color];
+  }
+
+  function connect(state, socket, paused, _tick) {
+    const readyState = socket ? socket.readyState : CLOSED;
+    if (conn.signedOut) {
+      return [none(), ...status("signed out", "red")];
+    }
+    if (!state) {
+      return [none(), ...status("no dataset", "gray")];
+    }
+    const key = windowKey(state);
+    if (conn.drawn !== key) {
+      // The server drew a fresh window: points follow from its last id.
+      conn.drawn = key;
+      conn.lastId = state.last_id;
+      conn.subscribed = null;
+    }
+    conn.paused = Boolean(paused);
+    if (readyState === CLOSED) {
+      conn.subscribed = null;
+      if (socket && socket.timeStamp !== undefined && socket.timeStamp !== conn.closedAt) {
+        conn.closedAt = socket.timeStamp;
+        if (socket.code !== undefined) {
+          conn.attempt += 1; // a socket that was open (or tried to open) has closed
+          conn.nextTry = Date.now() + backoff(conn.attempt);
+        }
+      }
+      if (!conn.fetching && Date.now() >= conn.nextTry) {
+        requestSocket();
+      }
+      const text = conn.attempt === 0 ? "connecting" : conn.attempt > 3 ? "offline" : "reconnecting";
+      return [none(), ...status(text, conn.attempt > 3 ? "red" : "yellow")];
+    }
+    if (readyState !== OPEN) {
+      return [none(), ...status("connecting", "yellow")];
+    }
+    conn.attempt = 0;
+    if (conn.paused) {
+      if (conn.subscribed !== null) {
+        const sent = message("unsubscribe", conn.subscribed);
+        conn.subscribed = null;
+        return [sent, ...status("paused", "gray")];
+      }
+      return [none(), ...status("paused", "gray")];
+    }
+    if (conn.subscribed !== null && conn.subscribed !== state.dataset) {
+      const sent = message("unsubscribe", conn.subscribed);
+      conn.subscribed = null; // the next tick subscribes to the dataset now shown
+      return [sent, ...status("switching", "yellow")];
+    }
+    if (conn.subscribed === null) {
+      conn.subscribed = state.dataset;
+      const sent = message("subscribe", state.dataset, { since: conn.lastId });
+      return [sent, ...status("live", "green")];
+    }
+    return [none(), ...status("live", "green")];
+  }
+
+  function receive(event, state, resyncs) {
+    if (!event || !state) {
+      return [none(), none(), none()];
+    }
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch (error) {
+      return [none(), none(), none()];
+    }
+    if (message.type === "points" && message.dataset === state.dataset && !conn.paused) {
+      const update = pointsToExtendData(message, state.fields, conn.lastId, state.window);
+      conn.lastId = Math.max(conn.lastId || 0, message.last_id);
+      if (update === null) {
+        return [none(), none(), none()];
+      }
+      const when = new Date().toLocaleTimeString();
+      return [update, none(), `Last point at ${when} (id ${message.last_id})`];
+    }
+    if (message.type === "resync" && message.dataset === state.dataset) {
+      return [none(), (resyncs || 0) + 1, "Catching up…"];
+    }
+    if (message.type === "error") {
+      if (message.code === "session_ended") {
+        conn.signedOut = true;
+      }
+      return [none(), none(), "Live: " + message.message];
+    }
+    return [none(), none(), none()];
+  }
+
+  function togglePause(_clicks, paused) {
+    const next = !paused;
+    return [next, next ? "Resume" : "Pause"];
+  }
+
+  window.dash_clientside = Object.assign({}, window.dash_clientside, {
+    insightwave_live: { connect, receive, togglePause, pointsToExtendData },
+  });
+})();

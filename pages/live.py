@@ -28,7 +28,7 @@ def layout(dataset=None, **_query):
     Input("live-dataset", "value"),
 )
 def choose_fields(name):
-    dataset = find_visible_dataset(current_user, name) if name else None
+    dataset = _visible(name)
     if dataset is None:
         return [], []
     fields = numeric_fields(dataset)
@@ -46,11 +46,12 @@ def choose_fields(name):
 )
 def load_window(fields, window, resync, name):
     """Draw the newest points, then hand the last id to the browser to subscribe from."""
-    dataset = find_visible_dataset(current_user, name) if name else None
+    dataset = _visible(name)
     if dataset is None:
         return no_update, None, "Choose a dataset you may see." if name else no_update
-    fields = [field for field in (fields or []) if field in numeric_fields(dataset)]
-    fields = fields[:MAX_FIELDS]
+    allowed = numeric_fields(dataset)
+    chosen = fields if isinstance(fields, list) else []
+    fields = [field for field in chosen if field in allowed][:MAX_FIELDS]
     size = int(window) if str(window).isdigit() else 500
     points = recent_points(dataset, fields, size)
     state = {
@@ -62,6 +63,13 @@ def load_window(fields, window, resync, name):
     }
     note = "" if fields else "This dataset has no numeric field to plot."
     return window_figure(points, fields), state, note
+
+
+def _visible(name):
+    """Return the named dataset if the user may see it; anything but a name gives None."""
+    if not isinstance(name, str) or not name:
+        return None
+    return find_visible_dataset(current_user, name)
 
 
 clientside_callback(

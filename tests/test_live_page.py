@@ -9,11 +9,13 @@ import orjson
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+from websockets.sync.client import connect
 
 from app.extensions import db
 from app.hub import HubThread
 from app.hub.access import HubAccess
 from app.hub.hub import HubSettings, LiveHub
+from app.hub.protocol import validator
 from app.tokens import create_token
 from app.users import get_user
 from tests.test_browser import WAIT, screenshot, sign_in
@@ -34,7 +36,7 @@ class Hubs:
         self.app = app
         self.running: list[HubThread] = []
 
-    def start(self) -> None:
+    def start(self) -> LiveHub:
         settings = HubSettings(port=0, tick=0.01, heartbeat=5.0)
         config = self.app.config
         hub = LiveHub(
@@ -42,6 +44,7 @@ class Hubs:
         )
         self.running.append(HubThread(hub))
         config["HUB_PORT"] = self.running[-1].start()
+        return hub
 
     def stop(self) -> None:
         while self.running:
@@ -79,6 +82,7 @@ def pusher(app, auth):
         assert response.status_code in (200, 201), response.get_json()
 
     push.sent = 0
+    push.headers = {"Authorization": f"Bearer {token}"}
     return push
 
 
@@ -145,3 +149,23 @@ def test_the_page_reconnects_to_a_new_hub_and_misses_nothing(driver, base_url, a
     hubs.start()
     wait_for_points(driver, [5.0, 6.0, 7.0])
     wait_for_status(driver, "live")
+
+
+def test_the_browser_parser_reads_recorded_hub_messages(driver, base_url, auth, hubs, pusher, app):
+    hub = hubs.start()
+    pusher([1.5, 2.5, 3.5])
+    body = app.test_client().get("/api/v1/live/token", headers=pusher.headers).get_json()
+    with connect(f"ws://127.0.0.1:{hub.bound_port}/live?token={body['token']}") as ws:
+        ws.send(orjson.dumps({"type": "subscribe", "dataset": "plant", "since": 0}).decode())
+        recorded = orjson.loads(ws.recv(timeout=10))
+    validator("points").validate(recorded)
+    sign_in(driver, base_url, auth, "watcher@example.com", "viewer")
+    driver.get(f"{base_url}/live?dataset=plant")
+    wait_for_status(driver, "live")
+    parse = "return window.dash_clientside.insightwave_live.pointsToExtendData(...arguments);"
+    update, traces, window = driver.execute_script(parse, recorded, ["temperature"], None, 500)
+    assert update == {"x": [recorded["ts"]], "y": [[1.5, 2.5, 3.5]]}
+    assert (traces, window) == ([0], 500)
+    newer = driver.execute_script(parse, recorded, ["temperature", "absent"], recorded["ids"][1], 9)
+    assert newer[0] == {"x": [recorded["ts"][2:]] * 2, "y": [[3.5], [None]]}
+    assert driver.execute_script(parse, recorded, ["temperature"], recorded["last_id"], 9) is None

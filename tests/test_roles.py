@@ -57,6 +57,11 @@ CALLBACK_RULES = {
     "jobs-grid.rowData": Role.ANALYST,
     "jobs-runs-grid.rowData": Role.ANALYST,
     "..jobs-runs-message.children...jobs-retry-store.data..": Role.ANALYST,
+    "..live-fields.data...live-fields.value..": Role.VIEWER,
+    "..live-graph.figure...live-state.data...live-note.children..": Role.VIEWER,
+    "..live-ws.send...live-status.children...live-status.color..": CLIENTSIDE,
+    "..live-graph.extendData...live-resync.data...live-updated.children..": CLIENTSIDE,
+    "..live-paused.data...live-pause.children..": CLIENTSIDE,
 }
 
 

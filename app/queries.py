@@ -54,7 +54,7 @@ def numeric_fields(dataset: Dataset) -> list[str]:
 
 
 def recent_points(dataset: Dataset, fields: list[str], limit: int) -> dict[str, Any]:
-    """Return the newest ``limit`` events of ``dataset`` oldest first, column-wise.
+    """Return the newest ``limit`` events of ``dataset`` (by id) in time order, column-wise.
 
     The shape is that of the hub's ``points`` message (``ids``, ``ts``, ``values``), so the
     live page draws its first window and its pushed points the same way.
@@ -63,7 +63,7 @@ def recent_points(dataset: Dataset, fields: list[str], limit: int) -> dict[str, 
         text(
             "SELECT id, ts, payload FROM ("
             " SELECT id, ts, payload FROM events WHERE dataset_id = :dataset"
-            " ORDER BY id DESC LIMIT :limit) AS newest ORDER BY id"
+            " ORDER BY id DESC LIMIT :limit) AS newest ORDER BY ts, id"
         ),
         {"dataset": dataset.id, "limit": limit},
     ).all()
@@ -71,7 +71,7 @@ def recent_points(dataset: Dataset, fields: list[str], limit: int) -> dict[str, 
         "ids": [row.id for row in rows],
         "ts": [row.ts.astimezone(UTC).isoformat(timespec="milliseconds") for row in rows],
         "values": {field: [row.payload.get(field) for row in rows] for field in fields},
-        "last_id": rows[-1].id if rows else _last_id(dataset),
+        "last_id": max(row.id for row in rows) if rows else _last_id(dataset),
     }
 
 

@@ -59,10 +59,15 @@
     if (start === message.ids.length || fields.length === 0) {
       return null;
     }
-    const xs = message.ts.slice(start);
+    // Points come in id (commit) order; a batch may hold times out of order, so draw by time.
+    const order = message.ts
+      .map((_, index) => index)
+      .slice(start)
+      .sort((a, b) => (message.ts[a] < message.ts[b] ? -1 : message.ts[a] > message.ts[b] ? 1 : a - b));
+    const xs = order.map((index) => message.ts[index]);
     const ys = fields.map((field) => {
       const column = message.values[field];
-      return column ? column.slice(start) : xs.map(() => null);
+      return order.map((index) => (column ? column[index] : null));
     });
     return [{ x: fields.map(() => xs), y: ys }, fields.map((_, index) => index), window];
   }

@@ -69,6 +69,9 @@ def serve(host: str, port: int, demo: bool) -> None:
         hub = HubThread(build_hub(server))
         try:
             server.config["HUB_PORT"] = hub.start()
+            click.echo(
+                f"Live hub listening on {config_hub_host(server)}:{server.config['HUB_PORT']}"
+            )
         except OSError as exc:
             raise click.ClickException(f"{exc} (set INSIGHTWAVE_HUB_PORT to a free port)") from exc
         background = start_background(url)
@@ -90,6 +93,10 @@ def hub() -> None:
             run_forever(build_hub(server))
         except OSError as exc:
             raise click.ClickException(f"the live hub cannot listen: {exc}") from exc
+
+
+def config_hub_host(server: Flask) -> str:
+    return str(server.config["INSIGHTWAVE"].hub_host)
 
 
 DEMO_DATASET = "demo_sensors"

@@ -67,6 +67,7 @@ class ServeProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHTWAVE_ADMIN_")}
         env.pop("DATABASE_URL", None)
         env.update(INSIGHTWAVE_DATA_DIR=str(self.data_dir), PYTHONUNBUFFERED="1")
+        env.update(INSIGHTWAVE_HUB_PORT="0")  # any free port: tests may run side by side
         self.lines, self.url = [], ""
         self._ready.clear()
         self._proc = subprocess.Popen(
@@ -186,6 +187,11 @@ def test_first_start_seeds_admin_serves_and_stops_cleanly(serve, http):
     me = http.get(f"{url}/api/v1/me", timeout=10)
     assert me.status_code == 200
     assert me.json() == {"email": ADMIN_EMAIL, "role": "admin"}
+    hub_port = re.search(r"Live hub listening on 127.0.0.1:(\d+)", serve.output).group(1)
+    live = http.get(f"{url}/api/v1/live/token", timeout=10).json()
+    assert live["url"] == f"ws://127.0.0.1:{hub_port}/live"
+    hub_health = http.get(f"http://127.0.0.1:{hub_port}/healthz", timeout=10).json()
+    assert hub_health["status"] == "ok" and hub_health["clients"] == 0
     postmaster = serve.postmaster_pid()
     assert serve.stop() in CLEAN_EXIT, serve.output
     assert_stopped_cleanly(serve, postmaster)

@@ -23,6 +23,13 @@ def config(tmp_path, **env):
         ("INSIGHTWAVE_HTTPS", "maybe", "true or false"),
         ("REDIS_URL", "localhost:6379", "redis://"),
         ("INSIGHTWAVE_ADMIN_PASSWORD", "short", "at least 10 characters"),
+        ("INSIGHTWAVE_HUB_PORT", "70000", "port number"),
+        ("INSIGHTWAVE_HUB_PORT", "-1", "port number"),
+        ("INSIGHTWAVE_HUB_URL", "http://example.com/live", "ws:// or wss://"),
+        ("INSIGHTWAVE_HUB_ORIGINS", "https://ok.example, evil", "is not an origin"),
+        ("INSIGHTWAVE_HUB_TICK_MS", "0", "greater than 0"),
+        ("INSIGHTWAVE_HUB_MAX_CLIENTS", "many", "whole number"),
+        ("INSIGHTWAVE_LIVE_TOKEN_SECONDS", "-5", "greater than 0"),
     ],
 )
 def test_malformed_variable_is_named_in_the_error(tmp_path, variable, value, message):
@@ -76,3 +83,16 @@ def test_cli_reports_a_config_error_without_a_traceback(tmp_path):
     assert result.exit_code == 1
     assert "configuration error: DATABASE_URL: must be a postgresql:// URL" in result.output
     assert "Traceback" not in result.output
+
+
+def test_hub_settings_are_read(tmp_path):
+    settings = config(
+        tmp_path,
+        INSIGHTWAVE_HUB_PORT="0",
+        INSIGHTWAVE_HUB_URL="wss://example.com/live",
+        INSIGHTWAVE_HUB_ORIGINS="https://a.example, https://b.example:8443/",
+        INSIGHTWAVE_HUB_TICK_MS="5",
+    )
+    assert (settings.hub_port, settings.hub_url) == (0, "wss://example.com/live")
+    assert settings.hub_origins == ("https://a.example", "https://b.example:8443")
+    assert settings.hub_tick_ms == 5

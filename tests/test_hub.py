@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 import psycopg
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from jsonschema import Draft202012Validator
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -21,7 +27,7 @@ from app.extensions import db
 from app.hub import HubThread
 from app.hub.access import HubAccess
 from app.hub.hub import HubSettings, LiveHub
-from app.hub.protocol import validator
+from app.hub.protocol import CLIENT_TYPES, HUB_TYPES, schema, validator
 from app.hub.tokens import SALT
 from app.tokens import create_token
 from app.users import get_user
@@ -122,6 +128,35 @@ def collect_points(ws: ClientConnection, expected: int, timeout: float = 10.0) -
         assert message["type"] == "points", message
         ids.extend(message["ids"])
     return ids
+
+
+@pytest.mark.parametrize("message_type", CLIENT_TYPES + HUB_TYPES)
+def test_every_message_type_has_a_valid_schema(message_type):
+    Draft202012Validator.check_schema(schema(message_type))
+    assert schema(message_type)["properties"]["type"] == {"const": message_type}
+
+
+@pytest.mark.slow
+def test_insightwave_hub_runs_alone_and_stops_on_sigterm(cli_env):
+    port = _free_port()
+    env = {**os.environ, **cli_env, "INSIGHTWAVE_HUB_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    command = [str(Path(sys.executable).parent / "insightwave"), "hub"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            assert f"Live hub listening on port {port}" in process.stdout.readline()
+
+            def health() -> Any:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/healthz", timeout=5
+                ) as answer:
+                    return orjson.loads(answer.read())
+
+            assert health()["clients"] == 0
+            wait_for(lambda: health()["status"] == "ok", what="the hub's LISTEN connection")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=15) == 0
 
 
 def test_live_token_needs_a_signed_in_user(client):
@@ -337,6 +372,12 @@ def test_rows_committed_while_the_hub_lost_its_connections_still_arrive(
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _token_signed_ago(secret_key: str, claims: dict[str, Any], seconds: int) -> str:

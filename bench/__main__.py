@@ -1,4 +1,4 @@
-"""Run one benchmark: ``python -m bench ingest --rows N [--json]``."""
+"""Run one benchmark: ``python -m bench ingest --rows N [--json]``, ``... live --clients N``."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import ingest
+from bench import ingest, live
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
 
-# One entry per subcommand; `live` and `query` join here with the same two functions.
+# One entry per subcommand; `query` joins here with the same two functions.
 COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "ingest": (ingest.DESCRIPTION, ingest.configure, ingest.main),
+    "live": (live.DESCRIPTION, live.configure, live.main),
 }
 
 

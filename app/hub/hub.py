@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from websockets.http11 import Request, Response
 
 from app.hub import protocol
 from app.hub.access import Grant, HubAccess
-from app.hub.clients import Client
+from app.hub.clients import Client, broadcast
 from app.hub.tokens import LiveClaims, LiveTokenError, verify
 from etl.connection import connect_async
 from etl.load import NOTIFY_CHANNEL
@@ -222,11 +223,15 @@ class LiveHub:
 
     async def _recheck(self, client: Client) -> None:
         """Close the connection once the session or token behind it no longer holds."""
+        # The first check comes at a random point of the interval: clients that connected
+        # together (all of them, after a hub restart) would otherwise be checked together
+        # forever, a burst of database queries in threads that stalls every fan-out.
+        await asyncio.sleep(random.uniform(0, self.settings.recheck))  # noqa: S311 (not secret)
         while True:
-            await asyncio.sleep(self.settings.recheck)
             if await asyncio.to_thread(self.access.viewer, client.claims) is None:
                 await self._end_session(client)
                 return
+            await asyncio.sleep(self.settings.recheck)
 
     async def _end_session(self, client: Client) -> None:
         client.unsubscribe_all()
@@ -376,8 +381,7 @@ class LiveHub:
             feed.cursor = rows[-1][0]
             message = protocol.points(feed.name, rows)
         self.stats["batches"] += 1
-        for client in list(feed.subscribers):
-            client.offer(message)
+        broadcast(feed.subscribers, message)
 
     async def _read(
         self, conn: psycopg.AsyncConnection[Any], feed: Feed, after: int, upto: int | None
@@ -391,9 +395,7 @@ class LiveHub:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat)
-            message = protocol.heartbeat(self.settings.heartbeat)
-            for client in list(self.clients):
-                client.offer(message)
+            broadcast(self.clients, protocol.heartbeat(self.settings.heartbeat))
 
 
 def _problem(code: str, message: str) -> dict[str, Any]:

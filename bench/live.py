@@ -1,0 +1,380 @@
+"""Live latency: commit to WebSocket receipt through one hub process, against 1-second polling.
+
+One run: PostgreSQL (embedded unless a URL is given), a user with an API token, a dataset,
+one ``insightwave hub`` subprocess and N real WebSocket clients in a few client processes,
+all subscribed to the dataset. A writer commits batches through the real ingest path
+(``etl.runs.run_now``, as the push API does) at a steady rate; each commit's time (after
+COMMIT returns) is paired with each client's receipt of the message holding its last id.
+Beside it, a poller reads new rows once a second as a ``dcc.Interval(interval=1000)``
+dashboard would. Then the same again with one more client that subscribes and never reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from bisect import bisect_left
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.hub_process import HubProcess, prepare_app
+from bench.ingest import scratch_database
+from bench.live_clients import ClientFleet, ClientSpec, mint_token, stalled_client
+from etl.connection import connect
+from etl.pipeline import IngestOptions
+from etl.runs import run_now
+
+DESCRIPTION = "live push latency: commit to WebSocket receipt vs 1-second polling"
+BARS = {"p50_ms": 50.0, "p99_ms": 150.0, "stalled_p99_ratio": 1.10}  # DESIGN.md, at 1,000
+DATASET = "bench_live"
+POLL_INTERVAL = 1.0  # seconds: dcc.Interval(interval=1000)
+WARM_UP_SECONDS = 1.0
+STALLED_FIGURES = ("p50_ms", "p99_ms", "max_ms", "messages_per_s", "hub_cpu_share")
+NEW_ROWS = "SELECT id, ts, payload FROM events WHERE dataset_id = %s AND id > %s ORDER BY id"
+
+
+@dataclass(frozen=True)
+class Settings:
+    clients: int
+    seconds: float = 10.0
+    batch: int = 10
+    rate: float = 10.0  # commits per second
+    client_processes: int = 2
+    server_url: str | None = None  # None: start the embedded server
+
+
+@dataclass(frozen=True)
+class Commit:
+    last_id: int
+    at: float  # time.monotonic() once COMMIT returned
+    rows: int
+
+
+class Writer:
+    """Commit generated batches through ``run_now`` (the push API's path) at a steady rate."""
+
+    def __init__(self, url: str, user_id: int, batch: int) -> None:
+        self.conn = connect(url, "bench-live-writer")
+        self.user_id = user_id
+        self.batch = batch
+        self.counter = 0
+        self.dataset_id = 0
+
+    def commit(self) -> Commit:
+        rows = []
+        for _ in range(self.batch):
+            self.counter += 1
+            now = datetime.now(UTC).isoformat(timespec="milliseconds")
+            rows.append({"time": now, "n": self.counter, "value": self.counter * 0.25})
+        options = IngestOptions(dataset=DATASET, owner_id=self.user_id)
+        source = {"rows": len(rows)}
+        summary = run_now(self.conn, options, "push", source, created_by=self.user_id, records=rows)
+        at = time.monotonic()
+        found = self.conn.execute(
+            "SELECT max(id), min(dataset_id) FROM events WHERE run_id = %s", (summary.run_id,)
+        ).fetchone()
+        assert found is not None and found[0] is not None, "the batch loaded nothing"
+        self.dataset_id = int(found[1])
+        return Commit(int(found[0]), at, summary.rows_loaded)
+
+    def run(self, seconds: float, rate: float) -> list[Commit]:
+        """Commit ``seconds * rate`` batches, the k-th due ``k / rate`` seconds from now."""
+        commits, start = [], time.monotonic()
+        for k in range(max(1, round(seconds * rate))):
+            delay = start + k / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            commits.append(self.commit())
+        return commits
+
+
+class Poller(threading.Thread):
+    """Read new rows every second, on a fixed schedule, as a polling dashboard does."""
+
+    def __init__(self, url: str, dataset_id: int, after: int) -> None:
+        super().__init__(name="bench-live-poller", daemon=True)
+        self.url, self.dataset_id, self.after = url, dataset_id, after
+        self.seen: list[tuple[int, float]] = []  # (highest id seen, time the poll returned)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with connect(self.url, "bench-live-poller") as conn:
+            start = time.monotonic()
+            polls = 0
+            while not self.stop.wait(max(0.0, start + polls * POLL_INTERVAL - time.monotonic())):
+                polls += 1
+                rows = conn.execute(NEW_ROWS, (self.dataset_id, self.after)).fetchall()
+                if rows:
+                    self.after = int(rows[-1][0])
+                self.seen.append((self.after, time.monotonic()))
+
+
+def latencies_ms(commits: list[Commit], last_ids: list[int], times: list[float]) -> list[float]:
+    """Per commit: when the first message (or poll) holding its last id arrived, in ms."""
+    found = []
+    for commit in commits:
+        index = bisect_left(last_ids, commit.last_id)
+        if index < len(last_ids):
+            found.append((times[index] - commit.at) * 1000)
+    return found
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The nearest-rank percentile (``share`` 0.5 for p50, 0.99 for p99)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def _phase(
+    writer: Writer,
+    fleet: ClientFleet,
+    hub: HubProcess,
+    settings: Settings,
+    seconds: float,
+    expected_rows: int,
+) -> dict[str, Any]:
+    """Write for ``seconds``, collect every client's receipts, and summarise them."""
+    started, cpu = time.monotonic(), hub.cpu_seconds()
+    commits = writer.run(seconds, settings.rate)
+    views = fleet.collect(commits[-1].last_id, timeout=30.0)
+    cpu = hub.cpu_seconds() - cpu
+    latencies: list[float] = []
+    for view in views:
+        latencies += latencies_ms(commits, view["last_ids"], view["times"])
+    last_receipt = max((view["times"][-1] for view in views if view["times"]), default=started)
+    rows = expected_rows + sum(commit.rows for commit in commits)
+    messages = sum(len(view["last_ids"]) for view in views)
+    return {
+        "commits": commits,
+        "rows_expected": rows,
+        "latencies": latencies,
+        "p50_ms": round(percentile(latencies, 0.50), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+        "max_ms": round(max(latencies, default=float("nan")), 2),
+        "messages_per_s": round(messages / max(last_receipt - started, 1e-9), 1),
+        "hub_cpu_share": round(cpu / max(last_receipt - started, 1e-9), 3),
+        "delivered_all": len(latencies) == len(commits) * len(views)
+        and all(
+            view["rows"] == rows and view["in_order"] and not view["resyncs"] for view in views
+        ),
+    }
+
+
+def run(settings: Settings, progress: Any) -> dict[str, Any]:
+    """Run the whole scenario and return the figures."""
+    load_before = os.getloadavg()[0]
+    with ExitStack() as stack:
+        progress("starting PostgreSQL" if settings.server_url is None else "creating a database")
+        url = stack.enter_context(scratch_database(settings.server_url))
+        data_dir = Path(tempfile.mkdtemp(prefix="iw-bench-live-"))
+        stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
+        app = prepare_app(url, data_dir)
+        writer = Writer(url, app.user_id, settings.batch)
+        stack.callback(writer.conn.close)
+        writer.commit()  # creates the dataset before anyone subscribes
+        progress("starting the hub")
+        hub = stack.enter_context(HubProcess(app, max_clients=settings.clients + 16))
+        rss_before = hub.rss_kib()
+        progress(f"connecting {settings.clients:,} clients")
+        spec = ClientSpec(
+            hub.url, DATASET, settings.clients, app.secret_key, app.user_id, app.api_token
+        )
+        fleet = stack.enter_context(ClientFleet(spec, settings.client_processes))
+        time.sleep(1.0)  # let the subscriptions settle before the hub's memory is read
+        rss_after = hub.rss_kib()
+        progress("warming up")
+        warm = _phase(writer, fleet, hub, settings, WARM_UP_SECONDS, 0)
+        rows = warm["rows_expected"]
+        progress(f"writing for {settings.seconds:g} s with a 1-second poller beside")
+        poller = Poller(url, writer.dataset_id, warm["commits"][-1].last_id)
+        poller.start()
+        free = _phase(writer, fleet, hub, settings, settings.seconds, rows)
+        rows = free["rows_expected"]
+        time.sleep(POLL_INTERVAL * 1.5)  # the poller's next read sees the last commit
+        poller.stop.set()
+        poller.join()
+        polled = latencies_ms(
+            free["commits"], [seen for seen, _ in poller.seen], [at for _, at in poller.seen]
+        )
+        progress(f"again for {settings.seconds:g} s with one client that never reads")
+        stats_before = hub.healthz()
+        resyncs = stats_before.get("resyncs", 0)
+        stalled = stalled_client(
+            "127.0.0.1",
+            hub.port,
+            mint_token(spec),
+            DATASET,
+            lambda: hub.healthz().get("resyncs", 0) > resyncs,
+        )
+        stack.callback(stalled.close)
+        time.sleep(1.0)  # the hub works off the stalled client's last subscribe requests
+        stats_before = hub.healthz()
+        stalled_phase = _phase(writer, fleet, hub, settings, settings.seconds, rows)
+        stats_after = hub.healthz()
+        version = writer.conn.execute("SHOW server_version").fetchone()
+    figures = _figures(settings, free, stalled_phase, polled)
+    return {
+        **figures,
+        "hub_rss_kib_before": rss_before,
+        "hub_rss_kib_after": rss_after,
+        "hub_rss_per_client_kib": round((rss_after - rss_before) / settings.clients, 1),
+        "stalled_client": {
+            key: stats_after.get(key, 0) - stats_before.get(key, 0)
+            for key in ("resyncs", "messages_dropped", "dead_closed")
+        },
+        "hub_stats": stats_after,
+        "postgresql_version": str(version[0] if version else "?"),
+        "database": "embedded" if settings.server_url is None else "external",
+        "load_average_before": round(load_before, 2),
+    }
+
+
+def _figures(
+    settings: Settings, free: dict[str, Any], stalled: dict[str, Any], polled: list[float]
+) -> dict[str, Any]:
+    polling_p50 = percentile(polled, 0.50)
+    ratio_vs_polling = polling_p50 / max(free["p50_ms"], 1e-9)
+    stalled_ratio = stalled["p99_ms"] / max(free["p99_ms"], 1e-9)
+    measured = {"p50_ms": free["p50_ms"], "p99_ms": free["p99_ms"]}
+    return {
+        "benchmark": "live",
+        "clients": settings.clients,
+        "client_processes": settings.client_processes,
+        "seconds": settings.seconds,
+        "batch": settings.batch,
+        "rate": settings.rate,
+        "commits": len(free["commits"]),
+        "rows_committed": sum(commit.rows for commit in free["commits"]),
+        "p50_ms": free["p50_ms"],
+        "p99_ms": free["p99_ms"],
+        "max_ms": free["max_ms"],
+        "messages_per_s": free["messages_per_s"],
+        "hub_cpu_share": free["hub_cpu_share"],
+        "polling": {
+            "interval_s": POLL_INTERVAL,
+            "p50_ms": round(polling_p50, 2),
+            "p99_ms": round(percentile(polled, 0.99), 2),
+            "commits_seen": len(polled),
+        },
+        "ratio_vs_polling": round(ratio_vs_polling, 2),
+        "stalled": {key: stalled[key] for key in STALLED_FIGURES},
+        "stalled_p99_ratio": round(stalled_ratio, 3),
+        "delivered_all": free["delivered_all"] and stalled["delivered_all"],
+        "bars": BARS,
+        "bars_met": {
+            **{name: measured[name] <= BARS[name] for name in measured},
+            "stalled_p99_ratio": stalled_ratio <= BARS["stalled_p99_ratio"],
+        },
+        "python_version": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Render the figures as a few lines for a person."""
+    polling = result["polling"]
+    lines = [
+        f"live: {result['clients']:,} clients in {result['client_processes']} processes, "
+        f"{result['commits']} commits of {result['batch']} rows at {result['rate']:g}/s, "
+        f"PostgreSQL {result['postgresql_version']} ({result['database']}), "
+        f"{result['cpu_count']} CPUs, load {result['load_average_before']}",
+        f"{'':<18}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'msgs/s':>10}",
+        f"{'hub':<18}{result['p50_ms']:>10.1f}{result['p99_ms']:>10.1f}"
+        f"{result['max_ms']:>10.1f}{result['messages_per_s']:>10,.0f}",
+        f"{'hub, 1 stalled':<18}{result['stalled']['p50_ms']:>10.1f}"
+        f"{result['stalled']['p99_ms']:>10.1f}{result['stalled']['max_ms']:>10.1f}"
+        f"{result['stalled']['messages_per_s']:>10,.0f}",
+        f"{'polling 1 s':<18}{polling['p50_ms']:>10.1f}{polling['p99_ms']:>10.1f}",
+        f"hub RSS {result['hub_rss_kib_before']:,} -> {result['hub_rss_kib_after']:,} KiB "
+        f"({result['hub_rss_per_client_kib']} KiB a client)",
+    ]
+    values = {**result, **{"p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"]}}
+    for name, bar in result["bars"].items():
+        verdict = "met" if result["bars_met"][name] else "NOT met"
+        lines.append(f"{name:<18}{values[name]:>10.2f}   bar <= {bar:g}: {verdict}")
+    lines.append(f"ratio_vs_polling  {result['ratio_vs_polling']:>10.1f}")
+    lines.append(f"delivered all: {'yes' if result['delivered_all'] else 'NO'}")
+    return "\n".join(lines)
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
+        return value
+
+    return parse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``live`` subcommand's options."""
+    parser.add_argument("--clients", type=_positive(int), required=True, help="WebSocket clients")
+    parser.add_argument(
+        "--seconds",
+        type=_positive(float),
+        default=Settings.seconds,
+        help="seconds of writing in each phase (default %(default)s)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=_positive(int),
+        default=Settings.batch,
+        help="rows a commit (default %(default)s)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=_positive(float),
+        default=Settings.rate,
+        help="commits a second (default %(default)s)",
+    )
+    parser.add_argument(
+        "--client-processes",
+        type=_positive(int),
+        default=Settings.client_processes,
+        help="processes the clients are spread over (default %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--database-url",
+        help="server to benchmark on, in a scratch database (default: TEST_DATABASE_URL or "
+        "DATABASE_URL, else a temporary embedded PostgreSQL)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the benchmark; exit 1 when some client missed a committed row."""
+    settings = Settings(
+        clients=args.clients,
+        seconds=args.seconds,
+        batch=args.batch,
+        rate=args.rate,
+        client_processes=min(args.client_processes, args.clients),
+        server_url=args.database_url
+        or os.environ.get("TEST_DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
+        or None,
+    )
+
+    def progress(text: str) -> None:
+        if not args.json:
+            print(f"bench live: {text}", file=sys.stderr, flush=True)
+
+    result = run(settings, progress)
+    print(orjson.dumps(result).decode() if args.json else format_table(result))
+    return 0 if result["delivered_all"] else 1

@@ -20,7 +20,7 @@ from app.job_views import (
 )
 from app.models import Role
 from app.users import get_user
-from tests.test_browser import WAIT, base_url, driver, screenshot, sign_in, wait_for  # noqa: F401
+from tests.test_browser import WAIT, screenshot, sign_in, wait_for
 from tests.test_roles import callback_body, csrf_header
 
 DEMO = {

@@ -35,7 +35,7 @@ from app.uploads import (
 )
 from app.users import get_user
 from tests.conftest import PLOTLY
-from tests.test_browser import WAIT, base_url, driver, screenshot, sign_in, wait_for  # noqa: F401
+from tests.test_browser import WAIT, screenshot, sign_in, wait_for
 from tests.test_roles import ROUTER, callback_body, csrf_header
 
 # file -> (dataset, rows in the file, rows identical to an earlier row, suggested time column)

@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg import sql
 from sqlalchemy import Engine, create_engine
@@ -34,6 +33,7 @@ from sqlalchemy.engine import make_url
 
 from app import migrate
 from app.database import libpq_url
+from bench.options import add_output_and_server, print_result, progress_printer, server_url
 from etl.pipeline import IngestOptions, ingest_csv
 
 DESCRIPTION = "CSV ingest rows/s: our pipeline vs a bare COPY and pandas.to_sql"
@@ -303,12 +303,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repeat", type=_positive, default=1, help="trials; report the median")
     parser.add_argument("--seed", type=int, default=Settings.seed, help="seed of the CSV data")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument(
-        "--database-url",
-        help="server to benchmark on, in a scratch database (default: TEST_DATABASE_URL or "
-        "DATABASE_URL, else a temporary embedded PostgreSQL)",
-    )
+    add_output_and_server(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -324,16 +319,8 @@ def main(args: argparse.Namespace) -> int:
         to_sql_rows=min(rows, args.to_sql_rows or TO_SQL_ROWS),
         repeat=args.repeat,
         seed=args.seed,
-        server_url=args.database_url
-        or os.environ.get("TEST_DATABASE_URL")
-        or os.environ.get("DATABASE_URL")
-        or None,
+        server_url=server_url(args),
     )
-
-    def progress(text: str) -> None:
-        if not args.json:
-            print(f"bench ingest: {text}", file=sys.stderr, flush=True)
-
-    result = run(settings, progress)
-    print(orjson.dumps(result).decode() if args.json else format_table(result))
+    result = run(settings, progress_printer("ingest", args))
+    print_result(result, args, format_table)
     return 0 if result["exact_counts"] else 1

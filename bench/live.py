@@ -15,7 +15,6 @@ import argparse
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -26,11 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bench.hub_process import HubProcess, prepare_app
 from bench.ingest import scratch_database
 from bench.live_clients import ClientFleet, ClientSpec, mint_token, stalled_client
+from bench.options import add_output_and_server, print_result, progress_printer, server_url
 from etl.connection import connect
 from etl.pipeline import IngestOptions
 from etl.runs import run_now
@@ -322,39 +320,23 @@ def _positive(kind: type[int] | type[float]) -> Any:
     return parse
 
 
+OPTIONS = (  # name, type, what it is
+    ("--seconds", float, "seconds of writing in each phase"),
+    ("--batch", int, "rows a commit"),
+    ("--rate", float, "commits a second"),
+    ("--client-processes", int, "processes the clients are spread over"),
+)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the ``live`` subcommand's options."""
     parser.add_argument("--clients", type=_positive(int), required=True, help="WebSocket clients")
-    parser.add_argument(
-        "--seconds",
-        type=_positive(float),
-        default=Settings.seconds,
-        help="seconds of writing in each phase (default %(default)s)",
-    )
-    parser.add_argument(
-        "--batch",
-        type=_positive(int),
-        default=Settings.batch,
-        help="rows a commit (default %(default)s)",
-    )
-    parser.add_argument(
-        "--rate",
-        type=_positive(float),
-        default=Settings.rate,
-        help="commits a second (default %(default)s)",
-    )
-    parser.add_argument(
-        "--client-processes",
-        type=_positive(int),
-        default=Settings.client_processes,
-        help="processes the clients are spread over (default %(default)s)",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument(
-        "--database-url",
-        help="server to benchmark on, in a scratch database (default: TEST_DATABASE_URL or "
-        "DATABASE_URL, else a temporary embedded PostgreSQL)",
-    )
+    for name, kind, meaning in OPTIONS:
+        default = getattr(Settings, name.removeprefix("--").replace("-", "_"))
+        parser.add_argument(
+            name, type=_positive(kind), default=default, help=f"{meaning} (default %(default)s)"
+        )
+    add_output_and_server(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -365,16 +347,8 @@ def main(args: argparse.Namespace) -> int:
         batch=args.batch,
         rate=args.rate,
         client_processes=min(args.client_processes, args.clients),
-        server_url=args.database_url
-        or os.environ.get("TEST_DATABASE_URL")
-        or os.environ.get("DATABASE_URL")
-        or None,
+        server_url=server_url(args),
     )
-
-    def progress(text: str) -> None:
-        if not args.json:
-            print(f"bench live: {text}", file=sys.stderr, flush=True)
-
-    result = run(settings, progress)
-    print(orjson.dumps(result).decode() if args.json else format_table(result))
+    result = run(settings, progress_printer("live", args))
+    print_result(result, args, format_table)
     return 0 if result["delivered_all"] else 1

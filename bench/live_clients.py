@@ -155,6 +155,42 @@ def client_process(spec: ClientSpec, pipe: Connection) -> None:
         pipe.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
+def raw_websocket(host: str, port: int, token: str, origin: str | None = None) -> socket.socket:
+    """Open a WebSocket by hand (the handshake only) with a small receive buffer.
+
+    For a client that will never read: the buffer is set before connecting, so the window
+    the hub sees is small too.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect((host, port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /live?token={token} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        + (f"Origin: {origin}\r\n" if origin else "")
+        + "\r\n"
+    )
+    sock.sendall(request.encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)
+    if not response.startswith(b"HTTP/1.1 101"):
+        sock.close()
+        raise RuntimeError(f"the hub refused the WebSocket: {response[:200]!r}")
+    return sock
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """One short text frame as a client sends it (masked)."""
+    if len(payload) > 125:
+        raise ValueError("a short frame only")
+    mask = os.urandom(4)
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+
+
 def stalled_client(
     host: str, port: int, token: str, dataset: str, fallen_behind: Callable[[], bool]
 ) -> socket.socket:
@@ -164,24 +200,8 @@ def stalled_client(
     backlog for it) until ``fallen_behind()`` says the hub gave up on it with a resync: from
     then on it is a stalled client on the slow path, not merely an idle socket.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
-    sock.settimeout(10)
-    sock.connect((host, port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    request = (
-        f"GET /live?token={token} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    sock.sendall(request.encode())
-    response = b""
-    while b"\r\n\r\n" not in response:
-        response += sock.recv(1)
-    if not response.startswith(b"HTTP/1.1 101"):
-        raise RuntimeError(f"the stalled client was refused: {response[:200]!r}")
-    message = _masked_text_frame(
-        orjson.dumps({"type": "subscribe", "dataset": dataset, "since": 0})
-    )
+    sock = raw_websocket(host, port, token)
+    message = masked_text_frame(orjson.dumps({"type": "subscribe", "dataset": dataset, "since": 0}))
     for _ in range(STALL_ATTEMPTS):
         sock.sendall(message)
         time.sleep(0.05)
@@ -189,14 +209,6 @@ def stalled_client(
             return sock
     sock.close()
     raise RuntimeError("the hub never gave up on the stalled client; its buffers did not fill")
-
-
-def _masked_text_frame(payload: bytes) -> bytes:
-    if len(payload) > 125:
-        raise ValueError("a short frame only")
-    mask = os.urandom(4)
-    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
 
 
 class ClientFleet:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import socket
@@ -31,6 +30,7 @@ from app.hub.protocol import CLIENT_TYPES, HUB_TYPES, schema, validator
 from app.hub.tokens import SALT
 from app.tokens import create_token
 from app.users import get_user
+from bench.live_clients import masked_text_frame, raw_websocket
 from tests.conftest import wait_for
 
 ORIGIN = "http://localhost"  # the origin of pages served by Flask's test client
@@ -336,7 +336,7 @@ def test_a_stalled_client_gets_one_resync_and_does_not_slow_the_others(
     push(client, bearer, rows(0, 1))
     auth.login_as("viewer")
     stalled = _raw_client(hub, live_token(client))
-    stalled.sendall(_masked_text_frame(b'{"type": "subscribe", "dataset": "sensors"}'))
+    stalled.sendall(masked_text_frame(b'{"type": "subscribe", "dataset": "sensors"}'))
     wait_for(lambda: sum(len(f.subscribers) for f in hub.feeds.values()) == 1, what="subscribe")
     try:
         with open_live(hub, live_token(client)) as ws:
@@ -390,23 +390,4 @@ def _token_signed_ago(secret_key: str, claims: dict[str, Any], seconds: int) -> 
 
 def _raw_client(hub: LiveHub, token: str) -> socket.socket:
     """Open a WebSocket by hand that will never read again (a stalled or dead client)."""
-    sock = socket.create_connection(("127.0.0.1", hub.bound_port), timeout=5)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    key = base64.b64encode(os.urandom(16)).decode()
-    request = (
-        f"GET /live?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"Origin: {ORIGIN}\r\n\r\n"
-    )
-    sock.sendall(request.encode())
-    response = b""
-    while b"\r\n\r\n" not in response:
-        response += sock.recv(1)
-    assert response.startswith(b"HTTP/1.1 101"), response
-    return sock
-
-
-def _masked_text_frame(payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+    return raw_websocket("127.0.0.1", hub.bound_port or 0, token, origin=ORIGIN)

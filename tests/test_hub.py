@@ -215,6 +215,19 @@ def test_resubscribing_since_the_last_id_catches_up_without_gaps(hub, client, au
     assert ack == {"type": "subscribed", "dataset": "sensors", "last_id": 7}
 
 
+def test_an_unsubscribe_right_after_subscribe_wins(hub, client, auth, bearer):
+    push(client, bearer, rows(0, 1))
+    auth.login_as("viewer")
+    with open_live(hub, live_token(client)) as ws:
+        ws.send('{"type": "subscribe", "dataset": "sensors", "since": null}')
+        ws.send('{"type": "unsubscribe", "dataset": "sensors"}')
+        wait_for(lambda: not hub._pending, what="the hub to take both messages")
+        push(client, bearer, rows(1, 2))
+        assert sum(len(feed.subscribers) for feed in hub.feeds.values()) == 0
+        caught_up = subscribe(ws, "sensors", since=1)  # as a resumed page does
+        assert caught_up["type"] == "points" and caught_up["ids"] == [2, 3]
+
+
 def test_a_missing_forged_expired_or_reused_token_is_refused(hub, client, auth, app):
     auth.login_as("viewer")
     good = live_token(client)

@@ -248,6 +248,12 @@ class LiveHub:
             return
         name: str = message["dataset"]
         if message["type"] == "unsubscribe":
+            # Also drop a subscribe still waiting for the next tick: messages apply in order.
+            self._pending = [
+                waiting
+                for waiting in self._pending
+                if waiting.client is not client or waiting.grant.dataset != name
+            ]
             feed = client.subscriptions.pop(name, None)
             if feed is not None:
                 feed.subscribers.discard(client)
@@ -339,28 +345,31 @@ class LiveHub:
 
     async def _take_subscriptions(self, conn: psycopg.AsyncConnection[Any]) -> None:
         while self._pending:
-            request = self._pending[0]
-            await self._subscribe(conn, request)
-            self._pending.pop(0)  # only once done: a failed read leaves it for the retry
+            # Taken off the queue only once done: a failed read leaves it for the retry.
+            await self._subscribe(conn, self._pending[0])
 
     async def _subscribe(self, conn: psycopg.AsyncConnection[Any], request: Subscription) -> None:
         client, grant = request.client, request.grant
-        if client not in self.clients:
-            return
         feed = self.feeds.get(grant.dataset_id)
         if feed is None:
             row = await (await conn.execute(LAST_ID, (grant.dataset_id,))).fetchone()
             feed = Feed(grant.dataset_id, grant.dataset, int(row[0]) if row else 0)
             self.feeds[grant.dataset_id] = feed
+        rows: list[Row] = []
+        if request.since is not None and request.since < feed.cursor:
+            rows = await self._read(conn, feed, request.since, feed.cursor)
+        if request not in self._pending:
+            return  # unsubscribed while the rows were read
+        self._pending.remove(request)
+        if client not in self.clients:
+            return  # gone meanwhile
         previous = client.subscriptions.get(grant.dataset)
         if previous is not None:
             previous.subscribers.discard(client)
-        if request.since is not None and request.since < feed.cursor:
-            rows = await self._read(conn, feed, request.since, feed.cursor)
-            if len(rows) > self.settings.max_points:
-                client.offer_control(protocol.resync(feed.name, feed.cursor, "too_many_points"))
-            elif rows:
-                client.offer_control(protocol.points(feed.name, rows))
+        if len(rows) > self.settings.max_points:
+            client.offer_control(protocol.resync(feed.name, feed.cursor, "too_many_points"))
+        elif rows:
+            client.offer_control(protocol.points(feed.name, rows))
         feed.subscribers.add(client)
         client.subscriptions[feed.name] = feed
         client.offer_control(protocol.subscribed(feed.name, feed.cursor))

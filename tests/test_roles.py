@@ -20,6 +20,7 @@ ROLES = [ANONYMOUS, Role.VIEWER, Role.ANALYST, Role.ADMIN]
 # path -> the lowest role that may open it
 PAGE_RULES = {
     "/": Role.VIEWER,
+    "/tokens": Role.VIEWER,
     "/explore": Role.VIEWER,
     "/dashboards": Role.VIEWER,
     "/live": Role.VIEWER,
@@ -62,6 +63,12 @@ CALLBACK_RULES = {
     "..live-ws.send...live-status.children...live-status.color..": CLIENTSIDE,
     "..live-graph.extendData...live-resync.data...live-updated.children..": CLIENTSIDE,
     "..live-paused.data...live-pause.children..": CLIENTSIDE,
+    "..tokens-created.children...tokens-grid.rowData"
+    "@0c415e6a0afc6b41dff20116fe4f73e89890f9da2860a6351a61cdd79370ab2d"
+    "...tokens-name.error..": Role.VIEWER,
+    "..tokens-revoke-confirm.displayed...tokens-revoke-confirm.message...tokens-message.children"
+    "@d103454a82243d4ac98a4a7ea02f718df22c2a8ea2294a088e42b4a2ebf764ab..": Role.VIEWER,
+    "..tokens-grid.rowData...tokens-message.children..": Role.VIEWER,
 }
 
 

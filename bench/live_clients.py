@@ -25,8 +25,11 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from app.hub.tokens import issue
 
@@ -67,50 +70,101 @@ def subscribe_message(dataset: str) -> bytes:
     return orjson.dumps({"type": "subscribe", "dataset": dataset, "since": None})
 
 
-async def _open(spec: ClientSpec, gate: asyncio.Semaphore) -> tuple[ClientConnection, int]:
+class LiveClient(asyncio.Protocol):
+    """One WebSocket client: websockets' own client protocol (sans I/O) on an asyncio socket.
+
+    No task, queue or future per connection: a message is timed and counted in the callback
+    that receives its bytes, so 500 clients in one process cost the machine little more than
+    the parsing, and what is measured is the hub, not the benchmark's own event loop.
+    """
+
+    def __init__(self, url: str, dataset: str) -> None:
+        self.protocol = ClientProtocol(parse_uri(url), max_size=None)
+        self.dataset = dataset
+        self.view = Received()
+        self.subscribed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        at = time.monotonic()
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Response):
+                self._opened(event)
+            elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                self._message(orjson.loads(event.data), at)
+        self._flush()  # pongs, and the close handshake
+
+    def _opened(self, response: Response) -> None:
+        if self.protocol.handshake_exc is not None:
+            self._fail(RuntimeError(f"the hub refused a client: {response.status_code}"))
+            return
+        self.protocol.send_text(subscribe_message(self.dataset))
+
+    def _message(self, message: dict[str, Any], at: float) -> None:
+        view = self.view
+        if message["type"] == "points":
+            ids = message["ids"]
+            view.in_order &= ids[0] > view.last_id
+            view.in_order &= all(a < b for a, b in zip(ids, ids[1:], strict=False))
+            view.rows += len(ids)
+            view.last_id = ids[-1]
+            view.last_ids.append(ids[-1])
+            view.times.append(at)
+        elif message["type"] == "subscribed" and not self.subscribed.done():
+            view.last_id = int(message["last_id"] or 0)
+            self.subscribed.set_result(view.last_id)
+        elif message["type"] == "resync":
+            view.resyncs += 1
+        elif message["type"] == "error":
+            self._fail(RuntimeError(f"the hub sent an error: {message}"))
+
+    def _flush(self) -> None:
+        assert self.transport is not None
+        for data in self.protocol.data_to_send():
+            if data:
+                self.transport.write(data)
+            elif not self.transport.is_closing():
+                self.transport.close()
+
+    def _fail(self, exc: Exception) -> None:
+        if not self.subscribed.done():
+            self.subscribed.set_exception(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.view.closed = True
+        self._fail(ConnectionError(f"the hub closed a client: {exc}"))
+
+    def close(self) -> None:
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close()
+            self._flush()
+        elif self.transport is not None:
+            self.transport.close()
+
+
+async def _open(spec: ClientSpec, gate: asyncio.Semaphore) -> LiveClient:
+    url = f"{spec.url}?token={mint_token(spec)}"
+    uri = parse_uri(url)
     async with gate:
-        ws = await connect(
-            f"{spec.url}?token={mint_token(spec)}",
-            compression=None,
-            open_timeout=60,
-            max_queue=None,  # the reader below keeps up; never let the library pause reading
+        loop = asyncio.get_running_loop()
+        _, client = await loop.create_connection(
+            lambda: LiveClient(url, spec.dataset), uri.host, uri.port
         )
-        await ws.send(subscribe_message(spec.dataset), text=True)
-        while True:
-            message = orjson.loads(await ws.recv())
-            if message["type"] == "subscribed":
-                return ws, int(message["last_id"] or 0)
-            if message["type"] == "error":
-                raise RuntimeError(f"subscribe refused: {message}")
-
-
-async def _read(ws: ClientConnection, received: Received) -> None:
-    try:
-        async for raw in ws:
-            at = time.monotonic()
-            message = orjson.loads(raw)
-            if message["type"] == "points":
-                ids = message["ids"]
-                received.in_order &= ids[0] > received.last_id
-                received.in_order &= all(a < b for a, b in zip(ids, ids[1:], strict=False))
-                received.rows += len(ids)
-                received.last_id = ids[-1]
-                received.last_ids.append(ids[-1])
-                received.times.append(at)
-            elif message["type"] == "resync":
-                received.resyncs += 1
-    except ConnectionClosed:
-        pass
-    received.closed = True
+        await asyncio.wait_for(asyncio.shield(client.subscribed), 60)
+    return client
 
 
 async def _serve_parent(spec: ClientSpec, pipe: Connection) -> None:
     gate = asyncio.Semaphore(CONNECT_AT_ONCE)
-    opened = await asyncio.gather(*(_open(spec, gate) for _ in range(spec.clients)))
-    views = [Received(last_id=last_id) for _, last_id in opened]
-    readers = [
-        asyncio.create_task(_read(ws, view)) for (ws, _), view in zip(opened, views, strict=True)
-    ]
+    clients = await asyncio.gather(*(_open(spec, gate) for _ in range(spec.clients)))
+    views = [client.view for client in clients]
     # The measuring side must not pause itself: move every object made so far out of the
     # collector's way, so a full collection during a phase walks only that phase's objects.
     gc.collect()
@@ -127,9 +181,11 @@ async def _serve_parent(spec: ClientSpec, pipe: Connection) -> None:
         ):
             await asyncio.sleep(0.01)
         pipe.send(("collected", [_take(view) for view in views]))
-    for ws, _ in opened:
-        await ws.close()
-    await asyncio.gather(*readers, return_exceptions=True)
+    for client in clients:
+        client.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(view.closed for view in views):
+        await asyncio.sleep(0.05)
 
 
 def _take(view: Received) -> dict[str, Any]:

@@ -35,7 +35,8 @@ def test_live_benchmark_reports_every_figure_and_delivers_every_row():
     assert result["delivered_all"] is True
     assert result["commits"] == 30 and result["rows_committed"] == 300
     for figures in (result, result["stalled"]):
-        assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+        # COMMIT returns to the writer about when the hub hears of it: p50 may be near 0
+        assert figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"] < 10_000
         assert figures["messages_per_s"] > 0
     assert result["polling"]["commits_seen"] == result["commits"]
     assert result["polling"]["p50_ms"] > 0

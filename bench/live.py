@@ -38,6 +38,7 @@ BARS = {"p50_ms": 50.0, "p99_ms": 150.0, "stalled_p99_ratio": 1.10}  # DESIGN.md
 DATASET = "bench_live"
 POLL_INTERVAL = 1.0  # seconds: dcc.Interval(interval=1000)
 WARM_UP_SECONDS = 1.0
+CATCH_UP_ROWS = 1500  # what the stalled client asks for, under the hub's max_points (2000)
 STALLED_FIGURES = ("p50_ms", "p99_ms", "max_ms", "messages_per_s", "hub_cpu_share")
 NEW_ROWS = "SELECT id, ts, payload FROM events WHERE dataset_id = %s AND id > %s ORDER BY id"
 
@@ -228,6 +229,7 @@ def run(settings: Settings, progress: Any) -> dict[str, Any]:
             hub.port,
             mint_token(spec),
             DATASET,
+            max(0, free["commits"][-1].last_id - CATCH_UP_ROWS),
             lambda: hub.healthz().get("resyncs", 0) > resyncs,
         )
         stack.callback(stalled.close)

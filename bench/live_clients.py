@@ -248,16 +248,23 @@ def masked_text_frame(payload: bytes) -> bytes:
 
 
 def stalled_client(
-    host: str, port: int, token: str, dataset: str, fallen_behind: Callable[[], bool]
+    host: str,
+    port: int,
+    token: str,
+    dataset: str,
+    since: int,
+    fallen_behind: Callable[[], bool],
 ) -> socket.socket:
     """Open a WebSocket by hand that never reads a byte, and fill the hub's buffers for it.
 
-    It subscribes since the first event again and again (each time the hub queues the whole
-    backlog for it) until ``fallen_behind()`` says the hub gave up on it with a resync: from
-    then on it is a stalled client on the slow path, not merely an idle socket.
+    It subscribes since ``since`` again and again (each time the hub queues the backlog
+    for it: keep it under the hub's max_points, or a short resync comes instead) until
+    ``fallen_behind()`` says the hub gave up on it with a resync: from then on it is a
+    stalled client on the slow path, not merely an idle socket.
     """
     sock = raw_websocket(host, port, token)
-    message = masked_text_frame(orjson.dumps({"type": "subscribe", "dataset": dataset, "since": 0}))
+    subscribe = {"type": "subscribe", "dataset": dataset, "since": since}
+    message = masked_text_frame(orjson.dumps(subscribe))
     for _ in range(STALL_ATTEMPTS):
         sock.sendall(message)
         time.sleep(0.05)

@@ -6,7 +6,9 @@ all subscribed to the dataset. A writer commits batches through the real ingest 
 (``etl.runs.run_now``, as the push API does) at a steady rate; each commit's time (after
 COMMIT returns) is paired with each client's receipt of the message holding its last id.
 Beside it, a poller reads new rows once a second as a ``dcc.Interval(interval=1000)``
-dashboard would. Then the same again with one more client that subscribes and never reads.
+dashboard would. Every other stretch of writing has one more client that subscribes and
+never reads; the two kinds take turns (``--slices``), so that whatever else the machine does
+falls on both alike.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import tempfile
 import threading
 import time
 from bisect import bisect_left
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +41,7 @@ BARS = {"p50_ms": 50.0, "p99_ms": 150.0, "stalled_p99_ratio": 1.10}  # DESIGN.md
 DATASET = "bench_live"
 POLL_INTERVAL = 1.0  # seconds: dcc.Interval(interval=1000)
 WARM_UP_SECONDS = 1.0
+SETTLE_SECONDS = 1.0
 CATCH_UP_ROWS = 1500  # what the stalled client asks for, under the hub's max_points (2000)
 STALLED_FIGURES = ("p50_ms", "p99_ms", "max_ms", "messages_per_s", "hub_cpu_share")
 NEW_ROWS = "SELECT id, ts, payload FROM events WHERE dataset_id = %s AND id > %s ORDER BY id"
@@ -50,6 +54,7 @@ class Settings:
     batch: int = 10
     rate: float = 10.0  # commits per second
     client_processes: int = 2
+    slices: int = 4  # each phase in this many stretches, the two kinds taking turns
     server_url: str | None = None  # None: start the embedded server
 
 
@@ -143,46 +148,97 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-def _phase(
+@dataclass(frozen=True)
+class Stretch:
+    """One stretch of steady writing and what every client received of it."""
+
+    commits: list[Commit]
+    by_client: list[list[float | None]]  # per client, per commit: ms to receipt, or None
+    messages: int
+    seconds: float  # from the first commit to the last receipt
+    hub_cpu: float  # seconds of the hub's CPU meanwhile
+    delivered_all: bool
+
+
+def _stretch(
     writer: Writer,
     fleet: ClientFleet,
     hub: HubProcess,
     settings: Settings,
     seconds: float,
     expected_rows: int,
-) -> dict[str, Any]:
-    """Write for ``seconds``, collect every client's receipts, and summarise them."""
+) -> tuple[Stretch, int]:
+    """Write for ``seconds`` and collect every client's receipts; also the rows expected."""
     started, cpu = time.monotonic(), hub.cpu_seconds()
     commits = writer.run(seconds, settings.rate)
     views = fleet.collect(commits[-1].last_id, timeout=30.0)
     cpu = hub.cpu_seconds() - cpu
-    by_client = [receipts_ms(commits, view["last_ids"], view["times"]) for view in views]
-    latencies = [ms for client in by_client for ms in client if ms is not None]
-    # Per commit, the first and the last client to have it: the hub's own path (notify,
-    # read, first write) apart from the fan-out and the clients' turn to read.
-    columns = zip(*by_client, strict=True)
-    by_commit = [[ms for ms in column if ms is not None] for column in columns]
-    first = [min(column) for column in by_commit if column]
-    last = [max(column) for column in by_commit if column]
-    last_receipt = max((view["times"][-1] for view in views if view["times"]), default=started)
     rows = expected_rows + sum(commit.rows for commit in commits)
+    by_client = [receipts_ms(commits, view["last_ids"], view["times"]) for view in views]
+    last_receipt = max((view["times"][-1] for view in views if view["times"]), default=started)
+    delivered = all(None not in client for client in by_client) and all(
+        view["rows"] == rows and view["in_order"] and not view["resyncs"] for view in views
+    )
     messages = sum(len(view["last_ids"]) for view in views)
+    stretch = Stretch(commits, by_client, messages, last_receipt - started, cpu, delivered)
+    return stretch, rows
+
+
+def _summary(stretches: list[Stretch]) -> dict[str, Any]:
+    """Latency percentiles and rates over all pairs (client, commit) of some stretches."""
+    latencies: list[float] = []
+    first: list[float] = []
+    last: list[float] = []
+    for stretch in stretches:
+        latencies += [ms for client in stretch.by_client for ms in client if ms is not None]
+        # Per commit, the first and the last client to have it: the hub's own path (notify,
+        # read, first write) apart from the fan-out and the clients' turn to read.
+        for column in zip(*stretch.by_client, strict=True):
+            received = [ms for ms in column if ms is not None]
+            if received:
+                first.append(min(received))
+                last.append(max(received))
+    seconds = max(sum(stretch.seconds for stretch in stretches), 1e-9)
     return {
-        "commits": commits,
-        "rows_expected": rows,
-        "latencies": latencies,
+        "commits": [commit for stretch in stretches for commit in stretch.commits],
         "p50_ms": round(percentile(latencies, 0.50), 2),
         "p99_ms": round(percentile(latencies, 0.99), 2),
         "max_ms": round(max(latencies, default=float("nan")), 2),
         "first_client_p50_ms": round(percentile(first, 0.50), 2),
         "last_client_p50_ms": round(percentile(last, 0.50), 2),
-        "messages_per_s": round(messages / max(last_receipt - started, 1e-9), 1),
-        "hub_cpu_share": round(cpu / max(last_receipt - started, 1e-9), 3),
-        "delivered_all": len(latencies) == len(commits) * len(views)
-        and all(
-            view["rows"] == rows and view["in_order"] and not view["resyncs"] for view in views
-        ),
+        "messages_per_s": round(sum(stretch.messages for stretch in stretches) / seconds, 1),
+        "hub_cpu_share": round(sum(stretch.hub_cpu for stretch in stretches) / seconds, 3),
+        "delivered_all": all(stretch.delivered_all for stretch in stretches),
     }
+
+
+class StalledPhase:
+    """Open a stalled client (see ``stalled_client``) for one stretch; count what the hub did."""
+
+    def __init__(self, hub: HubProcess, spec: ClientSpec, since: int) -> None:
+        self.hub, self.spec, self.since = hub, spec, since
+        self.counters: Counter[str] = Counter()
+
+    def __enter__(self) -> StalledPhase:
+        resyncs = self.hub.healthz().get("resyncs", 0)
+        self.socket = stalled_client(
+            "127.0.0.1",
+            self.hub.port,
+            mint_token(self.spec),
+            DATASET,
+            self.since,
+            lambda: self.hub.healthz().get("resyncs", 0) > resyncs,
+        )
+        time.sleep(SETTLE_SECONDS)  # the hub works off the last subscribe requests
+        self.before = self.hub.healthz()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after = self.hub.healthz()
+        for key in ("resyncs", "messages_dropped", "dead_closed"):
+            self.counters[key] += after.get(key, 0) - self.before.get(key, 0)
+        self.socket.close()
+        time.sleep(SETTLE_SECONDS)  # and off the closed connection
 
 
 def run(settings: Settings, progress: Any) -> dict[str, Any]:
@@ -205,50 +261,42 @@ def run(settings: Settings, progress: Any) -> dict[str, Any]:
             hub.url, DATASET, settings.clients, app.secret_key, app.user_id, app.api_token
         )
         fleet = stack.enter_context(ClientFleet(spec, settings.client_processes))
-        time.sleep(1.0)  # let the subscriptions settle before the hub's memory is read
+        time.sleep(SETTLE_SECONDS)  # let the subscriptions settle before the memory is read
         rss_after = hub.rss_kib()
         progress("warming up")
-        warm = _phase(writer, fleet, hub, settings, WARM_UP_SECONDS, 0)
-        rows = warm["rows_expected"]
-        progress(f"writing for {settings.seconds:g} s with a 1-second poller beside")
-        poller = Poller(url, writer.dataset_id, warm["commits"][-1].last_id)
+        warm, rows = _stretch(writer, fleet, hub, settings, WARM_UP_SECONDS, 0)
+        poller = Poller(url, writer.dataset_id, warm.commits[-1].last_id)
         poller.start()
-        free = _phase(writer, fleet, hub, settings, settings.seconds, rows)
-        rows = free["rows_expected"]
+        free: list[Stretch] = []
+        stalled: list[Stretch] = []
+        counters: Counter[str] = Counter()
+        seconds = settings.seconds / settings.slices
+        for number in range(1, settings.slices + 1):
+            progress(f"slice {number}/{settings.slices}: {seconds:g} s, then again stalled")
+            stretch, rows = _stretch(writer, fleet, hub, settings, seconds, rows)
+            free.append(stretch)
+            since = max(0, stretch.commits[-1].last_id - CATCH_UP_ROWS)
+            with StalledPhase(hub, spec, since) as phase:
+                stretch, rows = _stretch(writer, fleet, hub, settings, seconds, rows)
+                stalled.append(stretch)
+            counters.update(phase.counters)
         time.sleep(POLL_INTERVAL * 1.5)  # the poller's next read sees the last commit
         poller.stop.set()
         poller.join()
-        polled = latencies_ms(
-            free["commits"], [seen for seen, _ in poller.seen], [at for _, at in poller.seen]
-        )
-        progress(f"again for {settings.seconds:g} s with one client that never reads")
-        stats_before = hub.healthz()
-        resyncs = stats_before.get("resyncs", 0)
-        stalled = stalled_client(
-            "127.0.0.1",
-            hub.port,
-            mint_token(spec),
-            DATASET,
-            max(0, free["commits"][-1].last_id - CATCH_UP_ROWS),
-            lambda: hub.healthz().get("resyncs", 0) > resyncs,
-        )
-        stack.callback(stalled.close)
-        time.sleep(1.0)  # the hub works off the stalled client's last subscribe requests
-        stats_before = hub.healthz()
-        stalled_phase = _phase(writer, fleet, hub, settings, settings.seconds, rows)
-        stats_after = hub.healthz()
+        stats = hub.healthz()
         version = writer.conn.execute("SHOW server_version").fetchone()
-    figures = _figures(settings, free, stalled_phase, polled)
+    commits = [commit for stretch in free + stalled for commit in stretch.commits]
+    commits.sort(key=lambda commit: commit.last_id)
+    seen = poller.seen
+    polled = latencies_ms(commits, [last for last, _ in seen], [at for _, at in seen])
+    figures = _figures(settings, _summary(free), _summary(stalled), polled)
     return {
         **figures,
         "hub_rss_kib_before": rss_before,
         "hub_rss_kib_after": rss_after,
         "hub_rss_per_client_kib": round((rss_after - rss_before) / settings.clients, 1),
-        "stalled_client": {
-            key: stats_after.get(key, 0) - stats_before.get(key, 0)
-            for key in ("resyncs", "messages_dropped", "dead_closed")
-        },
-        "hub_stats": stats_after,
+        "stalled_client": dict(counters),
+        "hub_stats": stats,
         "postgresql_version": str(version[0] if version else "?"),
         "database": "embedded" if settings.server_url is None else "external",
         "load_average_before": round(load_before, 2),
@@ -267,6 +315,7 @@ def _figures(
         "clients": settings.clients,
         "client_processes": settings.client_processes,
         "seconds": settings.seconds,
+        "slices": settings.slices,
         "batch": settings.batch,
         "rate": settings.rate,
         "commits": len(free["commits"]),
@@ -344,6 +393,7 @@ OPTIONS = (  # name, type, what it is
     ("--batch", int, "rows a commit"),
     ("--rate", float, "commits a second"),
     ("--client-processes", int, "processes the clients are spread over"),
+    ("--slices", int, "stretches each phase is cut into, the free and stalled taking turns"),
 )
 
 
@@ -366,6 +416,7 @@ def main(args: argparse.Namespace) -> int:
         batch=args.batch,
         rate=args.rate,
         client_processes=min(args.client_processes, args.clients),
+        slices=args.slices,
         server_url=server_url(args),
     )
     result = run(settings, progress_printer("live", args))

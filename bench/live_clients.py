@@ -266,7 +266,7 @@ def stalled_client(
     subscribe = {"type": "subscribe", "dataset": dataset, "since": since}
     message = masked_text_frame(orjson.dumps(subscribe))
     for _ in range(STALL_ATTEMPTS):
-        sock.sendall(message)
+        sock.sendall(message * 5)
         time.sleep(0.05)
         if fallen_behind():
             return sock

@@ -16,6 +16,7 @@
     drawn: null, // the window the server drew (dataset, generation, fields, size)
     lastId: null, // id of the newest point drawn
     paused: false,
+    reloading: false, // a missed message was noticed; waiting for the server's new window
     signedOut: false,
     sent: 0, // messages sent: each carries a new ref, so the WebSocket component sends repeats
   };
@@ -98,6 +99,7 @@
       // The server drew a fresh window: points follow from its last id.
       conn.drawn = key;
       conn.lastId = state.last_id;
+      conn.reloading = false;
       conn.subscribed = null;
     }
     conn.paused = Boolean(paused);
@@ -151,7 +153,22 @@
     } catch (error) {
       return [none(), none(), none()];
     }
+    // Dash hands the callback the newest message only: two arriving together lose the first.
+    // The hub says which id each message follows, so a lost one is noticed and reloaded.
+    const behind = (id) => conn.lastId !== null && id !== null && id > conn.lastId;
+    if (message.dataset === state.dataset && !conn.paused) {
+      const missed =
+        (message.type === "points" && behind(message.after)) ||
+        (message.type === "subscribed" && behind(message.last_id));
+      if (missed) {
+        conn.reloading = true; // nothing more is drawn until the reloaded window arrives
+        return [none(), (resyncs || 0) + 1, "Catching up…"];
+      }
+    }
     if (message.type === "points" && message.dataset === state.dataset && !conn.paused) {
+      if (conn.reloading) {
+        return [none(), none(), none()];
+      }
       const update = pointsToExtendData(message, state.fields, conn.lastId, state.window);
       conn.lastId = Math.max(conn.lastId || 0, message.last_id);
       if (update === null) {

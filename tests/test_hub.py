@@ -181,6 +181,7 @@ def test_subscriber_receives_exactly_the_committed_rows(hub, client, auth, beare
         message = receive(ws)
     assert message["type"] == "points"
     assert message["ids"] == [3, 4, 5] and message["last_id"] == 5
+    assert message["after"] == 2  # the id the subscriber was told it starts from
     assert message["values"]["n"] == [2, 3, 4]
     assert message["values"]["value"] == [1.0, 1.5, 2.0]
     assert message["ts"][0] == "2024-05-01T10:00:02.000+00:00"

@@ -159,6 +159,7 @@ def test_the_browser_parser_reads_recorded_hub_messages(driver, base_url, auth, 
         ws.send(orjson.dumps({"type": "subscribe", "dataset": "plant", "since": 0}).decode())
         recorded = orjson.loads(ws.recv(timeout=10))
     validator("points").validate(recorded)
+    assert recorded["after"] == 0 and recorded["ids"] == [1, 2, 3]
     sign_in(driver, base_url, auth, "watcher@example.com", "viewer")
     driver.get(f"{base_url}/live?dataset=plant")
     wait_for_status(driver, "live")
@@ -169,3 +170,11 @@ def test_the_browser_parser_reads_recorded_hub_messages(driver, base_url, auth, 
     newer = driver.execute_script(parse, recorded, ["temperature", "absent"], recorded["ids"][1], 9)
     assert newer[0] == {"x": [recorded["ts"][2:]] * 2, "y": [[3.5], [None]]}
     assert driver.execute_script(parse, recorded, ["temperature"], recorded["last_id"], 9) is None
+    # A message that follows an id newer than the page's last one means one was lost: reload.
+    receive = "return window.dash_clientside.insightwave_live.receive(...arguments);"
+    state = {"dataset": "plant", "fields": ["temperature"], "window": 500}
+    gap = {**recorded, "after": recorded["last_id"] + 100, "last_id": recorded["last_id"] + 101}
+    _, resyncs, text = driver.execute_script(
+        receive, {"data": orjson.dumps(gap).decode()}, state, 4
+    )
+    assert (resyncs, text) == (5, "Catching up…")

@@ -369,7 +369,7 @@ class LiveHub:
         if len(rows) > self.settings.max_points:
             client.offer_control(protocol.resync(feed.name, feed.cursor, "too_many_points"))
         elif rows:
-            client.offer_control(protocol.points(feed.name, rows))
+            client.offer_control(protocol.points(feed.name, rows, after=request.since))
         feed.subscribers.add(client)
         client.subscriptions[feed.name] = feed
         client.offer_control(protocol.subscribed(feed.name, feed.cursor))
@@ -387,8 +387,8 @@ class LiveHub:
             feed.cursor = int(row[0]) if row else feed.cursor
             message = protocol.resync(feed.name, feed.cursor, "too_many_points")
         else:
+            message = protocol.points(feed.name, rows, after=feed.cursor)
             feed.cursor = rows[-1][0]
-            message = protocol.points(feed.name, rows)
         self.stats["batches"] += 1
         broadcast(feed.subscribers, message)
 

@@ -87,8 +87,14 @@ def error(code: str, message: str, dataset: str | None = None) -> bytes:
     return encode(body)
 
 
-def points(dataset: str, rows: list[tuple[int, datetime, dict[str, Any]]]) -> bytes:
-    """Encode events (id, time, payload) column-wise: one list per payload field."""
+def points(
+    dataset: str, rows: list[tuple[int, datetime, dict[str, Any]]], *, after: int | None
+) -> bytes:
+    """Encode events (id, time, payload) column-wise: one list per payload field.
+
+    ``after`` is the id these points follow; a client holding an older last id knows it
+    missed a message and reloads.
+    """
     ids = [row[0] for row in rows]
     times = [row[1].astimezone(UTC).isoformat(timespec="milliseconds") for row in rows]
     fields: dict[str, None] = {}
@@ -100,6 +106,7 @@ def points(dataset: str, rows: list[tuple[int, datetime, dict[str, Any]]]) -> by
             "type": "points",
             "dataset": dataset,
             "last_id": ids[-1],
+            "after": after,
             "ids": ids,
             "ts": times,
             "values": values,

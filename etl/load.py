@@ -5,12 +5,14 @@ Every function runs inside the caller's transaction, so a load is all or nothing
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
+import polars as pl
 import psycopg
 from psycopg import sql
 
@@ -18,6 +20,7 @@ from etl.datasets import DatasetSpec
 from etl.validate import PreparedRow, Rejection
 
 NOTIFY_CHANNEL = "insightwave_events"
+COPY_BATCH_ROWS = 100_000
 
 
 def _insert_statement(numeric: list[str]) -> sql.Composed:
@@ -109,15 +112,59 @@ def load_events(
     Rows without a time get ``now``. Rollups are updated and one notification is queued
     (sent by PostgreSQL at commit) when anything was loaded.
     """
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS staging_events "
-        "(ts timestamptz, dedupe_key bytea, payload jsonb) ON COMMIT DELETE ROWS"
-    )
+    _create_staging(conn)
     staged = 0
     with conn.cursor().copy("COPY staging_events (ts, dedupe_key, payload) FROM STDIN") as copy:
         for time, key, payload in rows:
             copy.write_row((time, key, payload.decode()))
             staged += 1
+    return _insert_staged(conn, dataset, staged, run_id=run_id, now=now)
+
+
+def load_frame(
+    conn: psycopg.Connection[Any],
+    dataset: DatasetSpec,
+    frame: pl.DataFrame,
+    *,
+    run_id: int | None,
+    now: datetime,
+) -> LoadCounts:
+    """Load prepared rows held in columns (ts, key, payload) like ``load_events`` does."""
+    _create_staging(conn)
+    with conn.cursor().copy("COPY staging_events (ts, dedupe_key, payload) FROM STDIN") as copy:
+        # psycopg sends from its own thread, so the server parses one batch while the
+        # next is formatted here.
+        for start in range(0, frame.height, COPY_BATCH_ROWS):
+            copy.write(copy_text(frame.slice(start, COPY_BATCH_ROWS)))
+    return _insert_staged(conn, dataset, frame.height, run_id=run_id, now=now)
+
+
+def copy_text(frame: pl.DataFrame) -> bytes:
+    """Format (ts, key, payload) rows as COPY text: tab-separated, backslashes escaped."""
+    buffer = io.BytesIO()
+    frame.select(
+        pl.col("ts").dt.strftime("%Y-%m-%d %H:%M:%S.%6f+00"),
+        pl.lit("\\\\x") + pl.col("key").bin.encode("hex"),
+        pl.col("payload").str.replace_all("\\", "\\\\", literal=True),
+    ).write_csv(buffer, include_header=False, separator="\t", quote_style="never", null_value="\\N")
+    return buffer.getvalue()
+
+
+def _create_staging(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS staging_events "
+        "(ts timestamptz, dedupe_key bytea, payload jsonb) ON COMMIT DELETE ROWS"
+    )
+
+
+def _insert_staged(
+    conn: psycopg.Connection[Any],
+    dataset: DatasetSpec,
+    staged: int,
+    *,
+    run_id: int | None,
+    now: datetime,
+) -> LoadCounts:
     # The staged rows are sorted and hashed into the unique index in memory, not on disk.
     conn.execute("SET LOCAL work_mem = '256MB'")
     row = conn.execute(

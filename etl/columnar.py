@@ -1,0 +1,329 @@
+"""Validate a whole CSV file column by column, with the row validator's exact results.
+
+The row path (``etl.parse`` + ``RowValidator``) costs about 20 us a row in Python. Here polars
+parses and coerces whole columns, but only cells in plain formats whose vectorised reading is
+known to equal the Python coercers (``etl.types``); every other row (odd quoting, a value
+in another format, a rejected row, a row missing a required value) goes through the
+``RowValidator`` one by one, so reasons, payload bytes and dedupe keys never depend on the
+path. A file the columnar reader cannot line up with its lines (quoted newlines, CR line
+ends, encodings other than UTF-8) returns None and the caller streams it through the row path.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+
+import polars as pl
+
+from etl.parse import CsvFormat, Record, _ends_inside_quotes
+from etl.types import FALSE_WORDS, NULL_TOKENS, TRUE_WORDS, ColumnType
+from etl.validate import PreparedRow, Rejection, RowValidator
+
+# Rows prepared per polars batch: bounds memory (a few hundred bytes a row in flight).
+BATCH_ROWS = 200_000
+TIME_TYPE = pl.Datetime("us", "UTC")
+FRAME_SCHEMA: dict[str, pl.DataType] = {
+    "line": pl.Int64(),
+    "ts": TIME_TYPE,
+    "key": pl.Binary(),
+    "payload": pl.String(),
+}
+_ASCII_BLANKS = " \t\x0b\x0c"  # what str.strip() removes from an ASCII cell without line ends
+_INTEGER = r"^[+-]?[0-9]{1,18}$"  # 18 digits always fit in a bigint
+_FLOAT = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+_ISO = (
+    r"^(?<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
+    r"(?:[T ](?<hm>[0-9]{2}:[0-9]{2})(?::(?<s>[0-9]{2})(?:\.(?<f>[0-9]{1,6}))?)?)?"
+    r"(?:Z|\+00:00)?$"
+)
+_CONTROL = r"[\x00-\x1f]"  # JSON escapes these (orjson's way is left to orjson)
+_NON_BLANK = r"\S"  # Unicode White_Space; Python's isspace() adds only \x1c-\x1f (controls)
+_NULL_WORDS = sorted(NULL_TOKENS)
+
+
+@dataclass(frozen=True)
+class ColumnarResult:
+    """Prepared rows in file order (line, ts, key, payload) and the rejected rows."""
+
+    frame: pl.DataFrame
+    rejections: list[Rejection]
+    rows_read: int
+
+
+def eligible(data: bytes, fmt: CsvFormat, validator: RowValidator) -> bool:
+    """Say whether a file's records are one line each in a form the columnar reader takes."""
+    return (
+        fmt.encoding in ("utf-8", "utf-8-sig")
+        and data.count(b"\r") == data.count(b"\r\n")  # CR only in CRLF line ends
+        and b"\x00" not in data
+        and validator.time_of_day_index is None
+    )
+
+
+def prepare_file(data: bytes, fmt: CsvFormat, validator: RowValidator) -> ColumnarResult | None:
+    """Validate every record of ``data`` (a whole CSV file); None: use the row path instead."""
+    if not eligible(data, fmt, validator):
+        return None
+    try:
+        text = data.decode(fmt.encoding)
+    except UnicodeDecodeError:
+        return None
+    header_end = text.find("\n")
+    if header_end < 0 or '"' in text[:header_end]:
+        return None  # no records, or a header that might span lines
+    body = text[header_end + 1 :]
+    if body.endswith("\n"):
+        body = body[:-1]
+    lines = body.split("\n") if body else []
+    if "\r" in body:
+        lines = [line.removesuffix("\r") for line in lines]
+    frames: list[pl.DataFrame] = []
+    rejections: list[Rejection] = []
+    rows_read = 0
+    for start in range(0, len(lines), BATCH_ROWS):
+        batch = _prepare_batch(lines[start : start + BATCH_ROWS], start + 2, fmt, validator)
+        if batch is None:
+            return None
+        frames.append(batch.frame)
+        rejections += batch.rejections
+        rows_read += batch.rows_read
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema=FRAME_SCHEMA)
+    return ColumnarResult(frame, rejections, rows_read)
+
+
+def _prepare_batch(
+    lines: list[str], first_line: int, fmt: CsvFormat, validator: RowValidator
+) -> ColumnarResult | None:
+    width = validator.width
+    names = [f"cell{index}" for index in range(width)]
+    chunk = "\n".join(lines).encode()
+    try:
+        cells = pl.read_csv(
+            chunk,
+            has_header=False,
+            new_columns=names,
+            separator=fmt.delimiter,
+            infer_schema=False,
+            quote_char='"',
+        ).fill_null("")
+    except pl.exceptions.PolarsError:
+        return None  # ragged or oddly quoted beyond what polars reads: the row path decides
+    if cells.height != len(lines):
+        return None  # a quoted newline or blank lines moved records off their lines
+    raw = pl.Series("raw", lines, dtype=pl.String)
+    frame = cells.with_columns(raw, pl.int_range(first_line, first_line + len(lines)).alias("line"))
+    plans = [_column_stages(validator, index) for index in range(len(validator.names))]
+    for step in range(max(len(plan) for plan in plans)):
+        frame = frame.with_columns(
+            expr for plan in plans if step < len(plan) for expr in plan[step]
+        )
+    simple = pl.all_horizontal(
+        _parsed_as_python(names, fmt.delimiter), *(pl.col(f"s{i}") for i in range(len(plans)))
+    )
+    for index in validator.required:
+        simple = simple & pl.col(f"v{index}").is_not_null()
+    if validator.time_index is not None:
+        simple = simple & pl.col(f"v{validator.time_index}").is_not_null()
+    frame = frame.with_columns(simple.fill_null(False).alias("simple"))
+    fast = frame.filter(pl.col("simple"))
+    prepared = _payloads(fast, validator)
+    slow = frame.filter(~pl.col("simple")).select("line", "raw")
+    try:
+        explained, rejections, skipped = _row_by_row(slow.rows(), fmt, validator)
+    except _Unaligned:
+        return None
+    result = pl.concat([prepared, explained]).sort("line") if explained.height else prepared
+    return ColumnarResult(result, rejections, len(lines) - skipped)
+
+
+def _parsed_as_python(names: list[str], delimiter: str) -> pl.Expr:
+    """True where writing the parsed fields back gives the line: then csv reads it the same."""
+    encoded = [
+        pl.when(pl.col(name).str.contains(f'[{delimiter}"]', literal=False))
+        .then(pl.lit('"') + pl.col(name).str.replace_all('"', '""', literal=True) + pl.lit('"'))
+        .otherwise(pl.col(name))
+        for name in names
+    ]
+    return pl.concat_str(encoded, separator=delimiter) == pl.col("raw")
+
+
+Stages = list[list[pl.Expr]]  # expressions by step; a step reads the columns of the steps before
+
+
+def _column_stages(validator: RowValidator, index: int) -> Stages:
+    """Plan columns v{index} (typed value), s{index} (read exactly here) and j{index} (JSON).
+
+    Intermediate results are materialised as columns, step by step, so that polars computes
+    each once (an expression used twice is otherwise evaluated twice).
+    """
+    position = validator.positions[index]
+    kind = validator.dataset.columns[index].type
+    v, s, j = (f"{prefix}{index}" for prefix in "vsj")
+    if position is None:
+        return [[pl.lit(None).alias(v), pl.lit(True).alias(s), pl.lit("null").alias(j)]]
+    cell = pl.col(f"cell{position}")
+    if kind is ColumnType.TEXT:
+        escaped = cell.str.replace_all("\\", "\\\\", literal=True)
+        escaped = escaped.str.replace_all('"', '\\"', literal=True)
+        return [
+            [
+                pl.when(cell.str.contains(_NON_BLANK)).then(cell).alias(v),
+                (
+                    ~cell.str.contains(_CONTROL) & (cell.str.contains(_NON_BLANK) | (cell == ""))
+                ).alias(s),
+            ],
+            [_quoted_json(pl.col(v), escaped).alias(j)],
+        ]
+    t, b, m = (f"{prefix}{index}" for prefix in "tbm")
+    stripped = pl.col(t)
+    first = [
+        cell.str.strip_chars(_ASCII_BLANKS).alias(t),
+    ]
+    blank = ((stripped == "") | stripped.str.to_lowercase().is_in(_NULL_WORDS)).alias(b)
+    plain_json = pl.col(v).cast(pl.String).fill_null("null").alias(j)
+    if kind is ColumnType.INTEGER:
+        return [
+            first,
+            [blank, stripped.str.contains(_INTEGER).alias(m)],
+            [
+                pl.when(pl.col(m)).then(stripped.cast(pl.Int64, strict=False)).alias(v),
+                (pl.col(b) | pl.col(m)).alias(s),
+            ],
+            [plain_json],
+        ]
+    if kind is ColumnType.FLOAT:
+        n = f"n{index}"
+        return [
+            first,
+            [blank, stripped.cast(pl.Float64, strict=False).alias(n)],
+            [(stripped.str.contains(_FLOAT) & pl.col(n).is_finite()).fill_null(False).alias(m)],
+            [pl.when(pl.col(m)).then(pl.col(n)).alias(v), (pl.col(b) | pl.col(m)).alias(s)],
+            # polars and orjson both print the shortest repr that reads back (tested).
+            [plain_json],
+        ]
+    if kind is ColumnType.BOOLEAN:
+        word = stripped.str.to_lowercase()
+        value = (
+            pl.when(word.is_in(sorted(TRUE_WORDS)))
+            .then(True)
+            .when(word.is_in(sorted(FALSE_WORDS)))
+            .then(False)
+        )
+        return [
+            first,
+            [blank, value.alias(v)],
+            [
+                (pl.col(b) | pl.col(v).is_not_null()).alias(s),
+                pl.when(pl.col(v))
+                .then(pl.lit("true"))
+                .when(~pl.col(v))
+                .then(pl.lit("false"))
+                .otherwise(pl.lit("null"))
+                .alias(j),
+            ],
+        ]
+    return [first, *_timestamp_stages(index, blank)]
+
+
+def _timestamp_stages(index: int, blank: pl.Expr) -> Stages:
+    """Read ISO 8601 times in UTC (or without offset, taken as UTC), as datetime.fromisoformat."""
+    t, b, g, c, p, e, v, s, j = (f"{prefix}{index}" for prefix in "tbgcpevsj")
+    parts = pl.col(g)
+    canonical = pl.concat_str(
+        parts.struct["date"],
+        pl.lit(" "),
+        parts.struct["hm"].fill_null("00:00"),
+        pl.lit(":"),
+        parts.struct["s"].fill_null("00"),
+        pl.lit("."),
+        parts.struct["f"].fill_null("").str.pad_end(6, "0"),
+    )
+    parsed = pl.col(p)
+    # A reading that does not print back the same (a leap second, 24:00, year 0) is left to
+    # Python, which refuses those.
+    exact = (parsed.dt.strftime("%Y-%m-%d %H:%M:%S.%6f") == pl.col(c)) & (parsed.dt.year() >= 1)
+    value = pl.col(v)
+    text = (
+        pl.when(value.dt.microsecond() == 0)
+        .then(value.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"))
+        .otherwise(value.dt.strftime("%Y-%m-%dT%H:%M:%S.%6f+00:00"))
+    )
+    return [
+        [blank, pl.col(t).str.extract_groups(_ISO).alias(g)],
+        [canonical.alias(c)],
+        [pl.col(c).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False).alias(p)],
+        [exact.fill_null(False).alias(e)],
+        [
+            pl.when(pl.col(e)).then(parsed.dt.replace_time_zone("UTC")).alias(v),
+            (pl.col(b) | pl.col(e)).alias(s),
+        ],
+        [_quoted_json(value, text).alias(j)],
+    ]
+
+
+def _quoted_json(value: pl.Expr, text: pl.Expr) -> pl.Expr:
+    return (
+        pl.when(value.is_not_null())
+        .then(pl.lit('"') + text + pl.lit('"'))
+        .otherwise(pl.lit("null"))
+    )
+
+
+def _payloads(frame: pl.DataFrame, validator: RowValidator) -> pl.DataFrame:
+    """Build each row's payload JSON and dedupe key exactly as ``RowValidator._prepare`` does."""
+    parts: list[pl.Expr] = []
+    for index, name in enumerate(validator.names):
+        parts += [pl.lit(("{" if index == 0 else ",") + f'"{name}":'), pl.col(f"j{index}")]
+    parts.append(pl.lit("}"))
+    exprs = [pl.col("line"), pl.concat_str(parts).alias("payload")]
+    if validator.time_index is not None:
+        exprs.append(pl.col(f"v{validator.time_index}").alias("ts"))
+    else:
+        exprs.append(pl.lit(None, dtype=TIME_TYPE).alias("ts"))
+    if validator.key_indexes:
+        key_parts: list[pl.Expr] = [pl.lit("[")]
+        for number, index in enumerate(validator.key_indexes):
+            key_parts += [pl.lit("," if number else ""), pl.col(f"j{index}")]
+        exprs.append(pl.concat_str([*key_parts, pl.lit("]")]).alias("key_source"))
+    prepared = frame.select(exprs)
+    source = prepared["key_source" if validator.key_indexes else "payload"]
+    md5 = hashlib.md5
+    keys = [md5(item, usedforsecurity=False).digest() for item in source.cast(pl.Binary).to_list()]
+    return prepared.select("line", "ts", pl.Series("key", keys, dtype=pl.Binary), "payload")
+
+
+def _row_by_row(
+    rows: list[tuple[int, str]], fmt: CsvFormat, validator: RowValidator
+) -> tuple[pl.DataFrame, list[Rejection], int]:
+    """Run the rows the columnar reading left out through the row validator."""
+    prepared: list[tuple[int, PreparedRow]] = []
+    rejections: list[Rejection] = []
+    skipped = 0
+    for line, raw in rows:
+        if _ends_inside_quotes(raw, fmt.delimiter):
+            raise _Unaligned
+        fields = next(csv.reader([raw], delimiter=fmt.delimiter), [])
+        if not fields or (len(fields) == 1 and validator.width != 1 and raw.isspace()):
+            skipped += 1  # a blank line, as the row reader skips it
+            continue
+        outcome = validator(Record(line, fields, raw))
+        if isinstance(outcome, Rejection):
+            rejections.append(outcome)
+        else:
+            prepared.append((line, outcome))
+    frame = pl.DataFrame(
+        {
+            "line": [line for line, _ in prepared],
+            "ts": [row[0] for _, row in prepared],
+            "key": [row[1] for _, row in prepared],
+            "payload": [row[2].decode() for _, row in prepared],
+        },
+        schema=FRAME_SCHEMA,
+    )
+    return frame, rejections, skipped
+
+
+class _Unaligned(Exception):
+    """A record does not end on its line after all."""

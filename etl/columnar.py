@@ -15,9 +15,11 @@ import csv
 import hashlib
 from dataclasses import dataclass
 
+import orjson
 import polars as pl
 
 from etl.parse import CsvFormat, Record, _ends_inside_quotes
+from etl.rollups import value_column
 from etl.types import FALSE_WORDS, NULL_TOKENS, TRUE_WORDS, ColumnType
 from etl.validate import PreparedRow, Rejection, RowValidator
 
@@ -43,9 +45,15 @@ _NON_BLANK = r"\S"  # Unicode White_Space; Python's isspace() adds only \x1c-\x1
 _NULL_WORDS = sorted(NULL_TOKENS)
 
 
+def frame_schema(validator: RowValidator) -> dict[str, pl.DataType]:
+    """Columns of prepared rows: line, ts, key, payload, and each numeric field as a float."""
+    numeric = validator.dataset.numeric_columns
+    return FRAME_SCHEMA | {value_column(name): pl.Float64() for name in numeric}
+
+
 @dataclass(frozen=True)
 class ColumnarResult:
-    """Prepared rows in file order (line, ts, key, payload) and the rejected rows."""
+    """Prepared rows in file order (see ``frame_schema``) and the rejected rows."""
 
     frame: pl.DataFrame
     rejections: list[Rejection]
@@ -89,7 +97,7 @@ def prepare_file(data: bytes, fmt: CsvFormat, validator: RowValidator) -> Column
         frames.append(batch.frame)
         rejections += batch.rejections
         rows_read += batch.rows_read
-    frame = pl.concat(frames) if frames else pl.DataFrame(schema=FRAME_SCHEMA)
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema=frame_schema(validator))
     return ColumnarResult(frame, rejections, rows_read)
 
 
@@ -282,6 +290,12 @@ def _payloads(frame: pl.DataFrame, validator: RowValidator) -> pl.DataFrame:
         exprs.append(pl.col(f"v{validator.time_index}").alias("ts"))
     else:
         exprs.append(pl.lit(None, dtype=TIME_TYPE).alias("ts"))
+    numeric = set(validator.dataset.numeric_columns)
+    exprs += [
+        pl.col(f"v{index}").cast(pl.Float64).alias(value_column(name))
+        for index, name in enumerate(validator.names)
+        if name in numeric
+    ]
     if validator.key_indexes:
         key_parts: list[pl.Expr] = [pl.lit("[")]
         for number, index in enumerate(validator.key_indexes):
@@ -291,7 +305,8 @@ def _payloads(frame: pl.DataFrame, validator: RowValidator) -> pl.DataFrame:
     source = prepared["key_source" if validator.key_indexes else "payload"]
     md5 = hashlib.md5
     keys = [md5(item, usedforsecurity=False).digest() for item in source.cast(pl.Binary).to_list()]
-    return prepared.select("line", "ts", pl.Series("key", keys, dtype=pl.Binary), "payload")
+    key = pl.Series("key", keys, dtype=pl.Binary)
+    return prepared.with_columns(key).select(*frame_schema(validator))
 
 
 def _row_by_row(
@@ -313,16 +328,26 @@ def _row_by_row(
             rejections.append(outcome)
         else:
             prepared.append((line, outcome))
+    numeric = validator.dataset.numeric_columns
+    values = [orjson.loads(row[2]) for _, row in prepared] if numeric else []
     frame = pl.DataFrame(
         {
             "line": [line for line, _ in prepared],
             "ts": [row[0] for _, row in prepared],
             "key": [row[1] for _, row in prepared],
             "payload": [row[2].decode() for _, row in prepared],
+            **{
+                value_column(name): [_float(value.get(name)) for value in values]
+                for name in numeric
+            },
         },
-        schema=FRAME_SCHEMA,
+        schema=frame_schema(validator),
     )
     return frame, rejections, skipped
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 class _Unaligned(Exception):

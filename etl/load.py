@@ -9,7 +9,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import polars as pl
@@ -17,6 +17,14 @@ import psycopg
 from psycopg import sql
 
 from etl.datasets import DatasetSpec
+from etl.partitions import (
+    create_partition_table,
+    ensure_partition,
+    has_partition,
+    index_and_attach,
+    lock_dataset_loads,
+)
+from etl.rollups import ROLLUP_COLUMNS, rollup_rows
 from etl.validate import PreparedRow, Rejection
 
 NOTIFY_CHANNEL = "insightwave_events"
@@ -50,6 +58,7 @@ def _insert_statement(numeric: list[str]) -> sql.Composed:
             " min({v_lo}) AS {v_lo}, max({v_hi}) AS {v_hi}"
         ),
         unpivot=part(", ({f}, b.{v_n}, b.{v_s}, b.{v_lo}, b.{v_hi})"),
+        merge=sql.SQL(_MERGE_ROLLUPS),
     )
 
 
@@ -76,6 +85,11 @@ WITH inserted AS (
     CROSS JOIN LATERAL (VALUES ('', b.n, NULL::double precision, NULL::double precision,
                                 NULL::double precision){unpivot}) AS f (field, n, total, lo, hi)
     ORDER BY 2, 3, 4
+    {merge}
+)
+SELECT count(*), max(id) FROM inserted
+"""
+_MERGE_ROLLUPS = """
     ON CONFLICT (dataset_id, grain, bucket, field) DO UPDATE SET
         n = r.n + excluded.n,
         total = CASE WHEN r.total IS NULL THEN excluded.total
@@ -83,8 +97,12 @@ WITH inserted AS (
                      ELSE r.total + excluded.total END,
         minimum = LEAST(r.minimum, excluded.minimum),
         maximum = GREATEST(r.maximum, excluded.maximum)
-)
-SELECT count(*), max(id) FROM inserted
+"""
+_INSERT_ROLLUPS = """
+INSERT INTO rollups AS r (dataset_id, grain, bucket, field, n, total, minimum, maximum)
+SELECT %(dataset)s, grain, bucket, field, n, total, minimum, maximum
+FROM staging_rollups ORDER BY 1, 2, 3
+{merge}
 """
 
 
@@ -112,6 +130,8 @@ def load_events(
     Rows without a time get ``now``. Rollups are updated and one notification is queued
     (sent by PostgreSQL at commit) when anything was loaded.
     """
+    lock_dataset_loads(conn, dataset.id)
+    ensure_partition(conn, dataset.id)
     _create_staging(conn)
     staged = 0
     with conn.cursor().copy("COPY staging_events (ts, dedupe_key, payload) FROM STDIN") as copy:
@@ -129,25 +149,90 @@ def load_frame(
     run_id: int | None,
     now: datetime,
 ) -> LoadCounts:
-    """Load prepared rows held in columns (ts, key, payload) like ``load_events`` does."""
+    """Load prepared rows held in columns (``etl.columnar.frame_schema``) as ``load_events`` does.
+
+    A dataset's first load fills its new partition directly (see ``etl.partitions``): rows
+    repeated within the file are dropped first (and counted as duplicates), and the rollups
+    come from the frame. Later loads go through staging and ``ON CONFLICT``.
+    """
+    lock_dataset_loads(conn, dataset.id)
+    if not has_partition(conn, dataset.id):
+        return _load_new_partition(conn, dataset, frame, run_id=run_id, now=now)
     _create_staging(conn)
-    with conn.cursor().copy("COPY staging_events (ts, dedupe_key, payload) FROM STDIN") as copy:
-        # psycopg sends from its own thread, so the server parses one batch while the
-        # next is formatted here.
-        for start in range(0, frame.height, COPY_BATCH_ROWS):
-            copy.write(copy_text(frame.slice(start, COPY_BATCH_ROWS)))
+    _copy_frame(conn, sql.Identifier("staging_events"), frame)
     return _insert_staged(conn, dataset, frame.height, run_id=run_id, now=now)
 
 
-def copy_text(frame: pl.DataFrame) -> bytes:
-    """Format (ts, key, payload) rows as COPY text: tab-separated, backslashes escaped."""
+def _load_new_partition(
+    conn: psycopg.Connection[Any],
+    dataset: DatasetSpec,
+    frame: pl.DataFrame,
+    *,
+    run_id: int | None,
+    now: datetime,
+) -> LoadCounts:
+    # keep="first" keeps the row the staging path keeps: the first in file order.
+    rows = frame.unique(subset="key", keep="first", maintain_order=True).with_columns(
+        pl.col("ts").fill_null(now)
+    )
+    table = create_partition_table(conn, dataset.id)
+    _copy_frame(conn, table, rows, run_id=run_id)
+    index_and_attach(conn, dataset.id)
+    _store_rollups(conn, dataset.id, rollup_rows(rows, dataset.numeric_columns, now))
+    row = conn.execute(sql.SQL("SELECT max(id) FROM {}").format(table)).fetchone()
+    last_id = row[0] if row else None
+    if last_id is not None:
+        notify(conn, dataset.name, int(last_id), rows.height)
+    return LoadCounts(staged=frame.height, loaded=rows.height, last_id=last_id)
+
+
+def _copy_frame(
+    conn: psycopg.Connection[Any],
+    table: sql.Identifier,
+    frame: pl.DataFrame,
+    *,
+    run_id: int | None | Literal[False] = False,
+) -> None:
+    """COPY (ts, key, payload) rows, and ``run_id`` unless it is False, into ``table``."""
+    columns = "ts, dedupe_key, payload" + (", run_id" if run_id is not False else "")
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(table, sql.SQL(columns))
+    with conn.cursor().copy(statement) as copy:
+        # psycopg sends from its own thread, so the server parses one batch while the
+        # next is formatted here.
+        for start in range(0, frame.height, COPY_BATCH_ROWS):
+            copy.write(copy_text(frame.slice(start, COPY_BATCH_ROWS), run_id))
+
+
+def copy_text(frame: pl.DataFrame, run_id: int | None | Literal[False] = False) -> bytes:
+    """Format (ts, key, payload[, run_id]) rows as COPY text: tab-separated, \\ escaped."""
     buffer = io.BytesIO()
+    run = [] if run_id is False else [pl.lit(run_id, dtype=pl.Int64).alias("run_id")]
     frame.select(
         pl.col("ts").dt.strftime("%Y-%m-%d %H:%M:%S.%6f+00"),
         pl.lit("\\\\x") + pl.col("key").bin.encode("hex"),
         pl.col("payload").str.replace_all("\\", "\\\\", literal=True),
+        *run,
     ).write_csv(buffer, include_header=False, separator="\t", quote_style="never", null_value="\\N")
     return buffer.getvalue()
+
+
+def _store_rollups(conn: psycopg.Connection[Any], dataset_id: int, rows: pl.DataFrame) -> None:
+    """Add rollup rows (``etl.rollups.ROLLUP_COLUMNS``) to the dataset's rollups."""
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS staging_rollups (grain text, bucket timestamptz, "
+        "field text, n bigint, total float8, minimum float8, maximum float8) "
+        "ON COMMIT DELETE ROWS"
+    )
+    buffer = io.BytesIO()
+    rows.select(ROLLUP_COLUMNS).write_csv(buffer, include_header=False)
+    copy_rollups = "COPY staging_rollups ({}) FROM STDIN (FORMAT csv)".format(
+        ", ".join(ROLLUP_COLUMNS)
+    )
+    with conn.cursor().copy(copy_rollups) as copy:
+        copy.write(buffer.getvalue())
+    statement = sql.SQL(_INSERT_ROLLUPS).format(merge=sql.SQL(_MERGE_ROLLUPS))
+    conn.execute(statement, {"dataset": dataset_id})
+    conn.execute("TRUNCATE staging_rollups")
 
 
 def _create_staging(conn: psycopg.Connection[Any]) -> None:

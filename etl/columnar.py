@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
@@ -24,7 +25,7 @@ from etl.types import FALSE_WORDS, NULL_TOKENS, TRUE_WORDS, ColumnType
 from etl.validate import PreparedRow, Rejection, RowValidator
 
 # Rows prepared per polars batch: bounds memory (a few hundred bytes a row in flight).
-BATCH_ROWS = 200_000
+BATCH_ROWS = 100_000
 TIME_TYPE = pl.Datetime("us", "UTC")
 FRAME_SCHEMA: dict[str, pl.DataType] = {
     "line": pl.Int64(),
@@ -52,16 +53,20 @@ def frame_schema(validator: RowValidator) -> dict[str, pl.DataType]:
 
 
 @dataclass(frozen=True)
-class ColumnarResult:
-    """Prepared rows in file order (see ``frame_schema``) and the rejected rows."""
+class PreparedBatch:
+    """Prepared rows in file order (see ``frame_schema``) and the rejected rows of a batch."""
 
     frame: pl.DataFrame
     rejections: list[Rejection]
     rows_read: int
 
 
+class ColumnarRefused(Exception):
+    """The file does not line up as the columnar reader needs: read it row by row instead."""
+
+
 def eligible(data: bytes, fmt: CsvFormat, validator: RowValidator) -> bool:
-    """Say whether a file's records are one line each in a form the columnar reader takes."""
+    """Say whether a file's records may be one line each in a form the columnar reader takes."""
     return (
         fmt.encoding in ("utf-8", "utf-8-sig")
         and data.count(b"\r") == data.count(b"\r\n")  # CR only in CRLF line ends
@@ -70,65 +75,71 @@ def eligible(data: bytes, fmt: CsvFormat, validator: RowValidator) -> bool:
     )
 
 
-def prepare_file(data: bytes, fmt: CsvFormat, validator: RowValidator) -> ColumnarResult | None:
-    """Validate every record of ``data`` (a whole CSV file); None: use the row path instead."""
+def prepare_batches(
+    data: bytes, fmt: CsvFormat, validator: RowValidator
+) -> Iterator[PreparedBatch]:
+    """Validate the records of ``data`` (a whole CSV file) batch by batch, lazily.
+
+    A batch is prepared only when asked for, so the caller can send one to the server while
+    the next is prepared.
+
+    :raises ColumnarRefused: at any batch; what was yielded before must then be discarded.
+    """
     if not eligible(data, fmt, validator):
-        return None
-    try:
-        text = data.decode(fmt.encoding)
-    except UnicodeDecodeError:
-        return None
-    header_end = text.find("\n")
-    if header_end < 0 or '"' in text[:header_end]:
-        return None  # no records, or a header that might span lines
-    body = text[header_end + 1 :]
-    if body.endswith("\n"):
-        body = body[:-1]
-    lines = body.split("\n") if body else []
-    if "\r" in body:
-        lines = [line.removesuffix("\r") for line in lines]
-    frames: list[pl.DataFrame] = []
-    rejections: list[Rejection] = []
-    rows_read = 0
-    for start in range(0, len(lines), BATCH_ROWS):
-        batch = _prepare_batch(lines[start : start + BATCH_ROWS], start + 2, fmt, validator)
+        raise ColumnarRefused
+    header_end = data.find(b"\n")
+    if header_end < 0 or b'"' in data[:header_end]:
+        raise ColumnarRefused  # no records, or a header that might span lines
+    frame = _cells_and_lines(data[header_end + 1 :], fmt, validator.width)
+    for start in range(0, frame.height, BATCH_ROWS):
+        batch = _prepare_batch(frame.slice(start, BATCH_ROWS), fmt, validator)
         if batch is None:
-            return None
-        frames.append(batch.frame)
-        rejections += batch.rejections
-        rows_read += batch.rows_read
-    frame = pl.concat(frames) if frames else pl.DataFrame(schema=frame_schema(validator))
-    return ColumnarResult(frame, rejections, rows_read)
+            raise ColumnarRefused
+        yield batch
 
 
-def _prepare_batch(
-    lines: list[str], first_line: int, fmt: CsvFormat, validator: RowValidator
-) -> ColumnarResult | None:
-    width = validator.width
-    names = [f"cell{index}" for index in range(width)]
-    chunk = "\n".join(lines).encode()
+def _cells_and_lines(body: bytes, fmt: CsvFormat, width: int) -> pl.DataFrame:
+    """Parse the records (cell0, cell1, ...) beside their lines (raw) and line numbers (line).
+
+    :raises ColumnarRefused: when the records are not one a line.
+    """
+    try:
+        text = body.decode(fmt.encoding)
+    except UnicodeDecodeError:
+        raise ColumnarRefused from None
+    text = text.removesuffix("\n")
+    if not text:
+        return pl.DataFrame()
+    lines = pl.Series("raw", [text]).str.split("\n").explode()
+    if "\r" in text:
+        lines = lines.str.strip_suffix("\r")
     try:
         cells = pl.read_csv(
-            chunk,
+            body,
             has_header=False,
-            new_columns=names,
+            new_columns=[f"cell{index}" for index in range(width)],
             separator=fmt.delimiter,
             infer_schema=False,
             quote_char='"',
         ).fill_null("")
     except pl.exceptions.PolarsError:
-        return None  # ragged or oddly quoted beyond what polars reads: the row path decides
-    if cells.height != len(lines):
-        return None  # a quoted newline or blank lines moved records off their lines
-    raw = pl.Series("raw", lines, dtype=pl.String)
-    frame = cells.with_columns(raw, pl.int_range(first_line, first_line + len(lines)).alias("line"))
+        raise ColumnarRefused from None  # ragged or oddly quoted beyond what polars reads
+    if cells.height != lines.len():
+        raise ColumnarRefused  # a quoted newline or blank lines moved records off their lines
+    return cells.with_columns(lines, pl.int_range(2, lines.len() + 2).alias("line"))
+
+
+def _prepare_batch(
+    frame: pl.DataFrame, fmt: CsvFormat, validator: RowValidator
+) -> PreparedBatch | None:
     plans = [_column_stages(validator, index) for index in range(len(validator.names))]
     for step in range(max(len(plan) for plan in plans)):
         frame = frame.with_columns(
             expr for plan in plans if step < len(plan) for expr in plan[step]
         )
     simple = pl.all_horizontal(
-        _parsed_as_python(names, fmt.delimiter), *(pl.col(f"s{i}") for i in range(len(plans)))
+        _read_as_python(frame, fmt.delimiter, validator.width),
+        *(pl.col(f"s{i}") for i in range(len(plans))),
     )
     for index in validator.required:
         simple = simple & pl.col(f"v{index}").is_not_null()
@@ -143,18 +154,30 @@ def _prepare_batch(
     except _Unaligned:
         return None
     result = pl.concat([prepared, explained]).sort("line") if explained.height else prepared
-    return ColumnarResult(result, rejections, len(lines) - skipped)
+    return PreparedBatch(result, rejections, frame.height - skipped)
 
 
-def _parsed_as_python(names: list[str], delimiter: str) -> pl.Expr:
-    """True where writing the parsed fields back gives the line: then csv reads it the same."""
+def _read_as_python(frame: pl.DataFrame, delimiter: str, width: int) -> pl.Expr:
+    """True where the csv module reads the line into the same fields as polars did.
+
+    Without quotes, a line is its fields joined by the delimiter: the count of delimiters
+    says whether the line has them all. With quotes, the fields written back (quoted where
+    the csv module would) must give the line itself.
+    """
+    raw = pl.col("raw")
+    quoted = raw.str.contains('"', literal=True)
+    names = [f"cell{index}" for index in range(width)]
     encoded = [
-        pl.when(pl.col(name).str.contains(f'[{delimiter}"]', literal=False))
+        pl.when(pl.col(name).str.contains(f'[{delimiter}"]'))
         .then(pl.lit('"') + pl.col(name).str.replace_all('"', '""', literal=True) + pl.lit('"'))
         .otherwise(pl.col(name))
         for name in names
     ]
-    return pl.concat_str(encoded, separator=delimiter) == pl.col("raw")
+    written_back = frame.filter(quoted).filter(pl.concat_str(encoded, separator=delimiter) == raw)
+    plain = (raw != "") & (raw.str.count_matches(delimiter, literal=True) == width - 1)
+    return (
+        pl.when(quoted).then(pl.col("line").is_in(written_back["line"].implode())).otherwise(plain)
+    )
 
 
 Stages = list[list[pl.Expr]]  # expressions by step; a step reads the columns of the steps before
@@ -237,11 +260,11 @@ def _column_stages(validator: RowValidator, index: int) -> Stages:
 
 def _timestamp_stages(index: int, blank: pl.Expr) -> Stages:
     """Read ISO 8601 times in UTC (or without offset, taken as UTC), as datetime.fromisoformat."""
-    t, b, g, c, p, e, v, s, j = (f"{prefix}{index}" for prefix in "tbgcpevsj")
+    t, b, g, c, p, i, e, v, s, j = (f"{prefix}{index}" for prefix in "tbgcpievsj")
     parts = pl.col(g)
     canonical = pl.concat_str(
         parts.struct["date"],
-        pl.lit(" "),
+        pl.lit("T"),
         parts.struct["hm"].fill_null("00:00"),
         pl.lit(":"),
         parts.struct["s"].fill_null("00"),
@@ -249,25 +272,30 @@ def _timestamp_stages(index: int, blank: pl.Expr) -> Stages:
         parts.struct["f"].fill_null("").str.pad_end(6, "0"),
     )
     parsed = pl.col(p)
+    micro = parsed.dt.microsecond()
+    digits = micro.cast(pl.String).str.zfill(6)
     # A reading that does not print back the same (a leap second, 24:00, year 0) is left to
     # Python, which refuses those.
-    exact = (parsed.dt.strftime("%Y-%m-%d %H:%M:%S.%6f") == pl.col(c)) & (parsed.dt.year() >= 1)
-    value = pl.col(v)
-    text = (
-        pl.when(value.dt.microsecond() == 0)
-        .then(value.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"))
-        .otherwise(value.dt.strftime("%Y-%m-%dT%H:%M:%S.%6f+00:00"))
-    )
+    exact = (pl.col(i) + "." + digits == pl.col(c)) & (parsed.dt.year() >= 1)
+    # orjson leaves out a zero fraction.
+    fraction = pl.when(micro != 0).then("." + digits).otherwise(pl.lit(""))
     return [
         [blank, pl.col(t).str.extract_groups(_ISO).alias(g)],
         [canonical.alias(c)],
-        [pl.col(c).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us", strict=False).alias(p)],
-        [exact.fill_null(False).alias(e)],
+        [pl.col(c).str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="us", strict=False).alias(p)],
+        [parsed.dt.strftime("%Y-%m-%dT%H:%M:%S").alias(i)],
+        [
+            exact.fill_null(False).alias(e),
+            pl.concat_str(pl.col(i), fraction, pl.lit("+00:00")).alias(j),
+        ],
         [
             pl.when(pl.col(e)).then(parsed.dt.replace_time_zone("UTC")).alias(v),
             (pl.col(b) | pl.col(e)).alias(s),
+            pl.when(pl.col(e))
+            .then(pl.lit('"') + pl.col(j) + pl.lit('"'))
+            .otherwise(pl.lit("null"))
+            .alias(j),
         ],
-        [_quoted_json(value, text).alias(j)],
     ]
 
 

@@ -6,7 +6,7 @@ Every function runs inside the caller's transaction, so a load is all or nothing
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -15,6 +15,7 @@ import orjson
 import polars as pl
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from etl.datasets import DatasetSpec
 from etl.partitions import (
@@ -24,7 +25,7 @@ from etl.partitions import (
     index_and_attach,
     lock_dataset_loads,
 )
-from etl.rollups import ROLLUP_COLUMNS, rollup_rows
+from etl.rollups import ROLLUP_COLUMNS, minute_partials, rollup_rows
 from etl.validate import PreparedRow, Rejection
 
 NOTIFY_CHANNEL = "insightwave_events"
@@ -141,66 +142,86 @@ def load_events(
     return _insert_staged(conn, dataset, staged, run_id=run_id, now=now)
 
 
-def load_frame(
+def load_frames(
     conn: psycopg.Connection[Any],
     dataset: DatasetSpec,
-    frame: pl.DataFrame,
+    frames: Iterable[pl.DataFrame],
     *,
     run_id: int | None,
     now: datetime,
 ) -> LoadCounts:
-    """Load prepared rows held in columns (``etl.columnar.frame_schema``) as ``load_events`` does.
+    """Load prepared rows in columns (``etl.columnar.frame_schema``) as ``load_events`` does.
 
     A dataset's first load fills its new partition directly (see ``etl.partitions``): rows
     repeated within the file are dropped first (and counted as duplicates), and the rollups
-    come from the frame. Later loads go through staging and ``ON CONFLICT``.
+    come from the frames. Later loads go through staging and ``ON CONFLICT``. Each frame is
+    sent while the next is made.
     """
     lock_dataset_loads(conn, dataset.id)
     if not has_partition(conn, dataset.id):
-        return _load_new_partition(conn, dataset, frame, run_id=run_id, now=now)
+        return _load_new_partition(conn, dataset, frames, run_id=run_id, now=now)
     _create_staging(conn)
-    _copy_frame(conn, sql.Identifier("staging_events"), frame)
-    return _insert_staged(conn, dataset, frame.height, run_id=run_id, now=now)
+    staged = _copy_frames(conn, sql.Identifier("staging_events"), frames)
+    return _insert_staged(conn, dataset, staged, run_id=run_id, now=now)
 
 
 def _load_new_partition(
     conn: psycopg.Connection[Any],
     dataset: DatasetSpec,
-    frame: pl.DataFrame,
+    frames: Iterable[pl.DataFrame],
     *,
     run_id: int | None,
     now: datetime,
 ) -> LoadCounts:
-    # keep="first" keeps the row the staging path keeps: the first in file order.
-    rows = frame.unique(subset="key", keep="first", maintain_order=True).with_columns(
-        pl.col("ts").fill_null(now)
-    )
+    fields = dataset.numeric_columns
+    partials: list[pl.DataFrame] = []
+    seen = pl.Series("key", [], dtype=pl.Binary)
+    staged = 0
+
+    def first_of_each_key() -> Iterator[pl.DataFrame]:
+        nonlocal seen, staged
+        for frame in frames:
+            staged += frame.height
+            # keep="first" keeps the row the staging path keeps: the first in file order.
+            rows = frame.unique(subset="key", keep="first", maintain_order=True)
+            rows = rows.filter(~pl.col("key").is_in(seen.implode())).with_columns(
+                pl.col("ts").fill_null(now)
+            )
+            seen = pl.concat([seen, rows["key"]])
+            partials.append(minute_partials(rows, fields, now))
+            yield rows
+
     table = create_partition_table(conn, dataset.id)
-    _copy_frame(conn, table, rows, run_id=run_id)
+    loaded = _copy_frames(conn, table, first_of_each_key(), run_id=run_id)
     index_and_attach(conn, dataset.id)
-    _store_rollups(conn, dataset.id, rollup_rows(rows, dataset.numeric_columns, now))
+    _store_rollups(conn, dataset.id, rollup_rows(partials, fields))
     row = conn.execute(sql.SQL("SELECT max(id) FROM {}").format(table)).fetchone()
     last_id = row[0] if row else None
     if last_id is not None:
-        notify(conn, dataset.name, int(last_id), rows.height)
-    return LoadCounts(staged=frame.height, loaded=rows.height, last_id=last_id)
+        notify(conn, dataset.name, int(last_id), loaded)
+    return LoadCounts(staged=staged, loaded=loaded, last_id=last_id)
 
 
-def _copy_frame(
+def _copy_frames(
     conn: psycopg.Connection[Any],
     table: sql.Identifier,
-    frame: pl.DataFrame,
+    frames: Iterable[pl.DataFrame],
     *,
     run_id: int | None | Literal[False] = False,
-) -> None:
+) -> int:
     """COPY (ts, key, payload) rows, and ``run_id`` unless it is False, into ``table``."""
     columns = "ts, dedupe_key, payload" + (", run_id" if run_id is not False else "")
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(table, sql.SQL(columns))
-    with conn.cursor().copy(statement) as copy:
-        # psycopg sends from its own thread, so the server parses one batch while the
-        # next is formatted here.
-        for start in range(0, frame.height, COPY_BATCH_ROWS):
-            copy.write(copy_text(frame.slice(start, COPY_BATCH_ROWS), run_id))
+    rows = 0
+    cursor = conn.cursor()
+    # The queued writer sends from its own thread: the server parses one frame while the
+    # next is made here (polars releases the GIL).
+    with cursor, cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
+        for frame in frames:
+            for start in range(0, frame.height, COPY_BATCH_ROWS):
+                copy.write(copy_text(frame.slice(start, COPY_BATCH_ROWS), run_id))
+            rows += frame.height
+    return rows
 
 
 def copy_text(frame: pl.DataFrame, run_id: int | None | Literal[False] = False) -> bytes:

@@ -9,11 +9,12 @@ from itertools import chain, islice
 from typing import Any, BinaryIO
 
 import orjson
+import polars as pl
 import psycopg
 
-from etl.columnar import ColumnarResult, prepare_file
+from etl.columnar import ColumnarRefused, PreparedBatch, prepare_batches
 from etl.datasets import DatasetError, DatasetSpec, create_dataset, get_dataset
-from etl.load import load_events, load_frame, store_rejections
+from etl.load import load_events, load_frames, store_rejections
 from etl.parse import SAMPLE_SIZE as PEEK_SIZE
 from etl.parse import CsvError, CsvReader, Header, Record, detect_format, make_header
 from etl.types import (
@@ -98,8 +99,8 @@ def ingest_csv(
     except CsvError as exc:
         raise IngestError(str(exc)) from exc
 
-    def by_columns(validator: RowValidator) -> ColumnarResult | None:
-        return prepare_file(data, reader.format, validator) if whole else None
+    def by_columns(validator: RowValidator) -> Iterator[PreparedBatch] | None:
+        return prepare_batches(data, reader.format, validator) if whole else None
 
     def reported(items: Iterable[Record]) -> Iterator[Record]:
         for count, record in enumerate(items, start=1):
@@ -181,7 +182,7 @@ def _ingest(
     records: Iterable[Record],
     options: IngestOptions,
     run_id: int | None,
-    columnar: Callable[[RowValidator], ColumnarResult | None] | None = None,
+    columnar: Callable[[RowValidator], Iterator[PreparedBatch] | None] | None = None,
 ) -> IngestSummary:
     sample_fields = [item.fields if isinstance(item, Record) else item for item in sample]
     try:
@@ -191,13 +192,18 @@ def _ingest(
         raise IngestError(str(exc)) from exc
     summary = IngestSummary(dataset=dataset.name, run_id=run_id, created=created)
     now = datetime.now(UTC)
-    prepared = columnar(validator) if columnar is not None else None
-    if prepared is not None:
-        summary.rows_read = prepared.rows_read
-        rejections = prepared.rejections
-        counts = load_frame(conn, dataset, prepared.frame, run_id=run_id, now=now)
-    else:
-        rejections = []
+    batches = columnar(validator) if columnar is not None else None
+    rejections: list[Rejection] = []
+    counts = None
+    if batches is not None:
+        try:
+            with conn.transaction():  # a savepoint: a refusal midway leaves nothing behind
+                frames = _batch_frames(batches, summary, rejections)
+                counts = load_frames(conn, dataset, frames, run_id=run_id, now=now)
+        except ColumnarRefused:
+            summary.rows_read = 0
+            rejections.clear()
+    if counts is None:
         counts = load_events(
             conn,
             dataset,
@@ -212,6 +218,16 @@ def _ingest(
     summary.rows_rejected = len(rejections)
     summary.columns = [column.to_json() for column in dataset.columns]
     return summary
+
+
+def _batch_frames(
+    batches: Iterable[PreparedBatch], summary: IngestSummary, rejections: list[Rejection]
+) -> Iterator[pl.DataFrame]:
+    """Yield the frames of prepared batches, counting their rows and keeping the rejections."""
+    for batch in batches:
+        summary.rows_read += batch.rows_read
+        rejections += batch.rejections
+        yield batch.frame
 
 
 def _valid_rows(

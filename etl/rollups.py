@@ -22,10 +22,10 @@ def value_column(field: str) -> str:
     return f"value:{field}"
 
 
-def rollup_rows(frame: pl.DataFrame, fields: Sequence[str], now: datetime) -> pl.DataFrame:
-    """Aggregate loaded rows (ts, value:FIELD...) into rollup rows; rows without ts get ``now``."""
+def minute_partials(frame: pl.DataFrame, fields: Sequence[str], now: datetime) -> pl.DataFrame:
+    """Aggregate loaded rows (ts, value:FIELD...) per minute; rows without ts count at ``now``."""
     values = [value_column(field) for field in fields]
-    minute = (
+    return (
         frame.select(pl.col("ts").fill_null(now).dt.truncate("1m").alias("bucket"), *values)
         .group_by("bucket")
         .agg(
@@ -35,15 +35,29 @@ def rollup_rows(frame: pl.DataFrame, fields: Sequence[str], now: datetime) -> pl
                 for name in values
                 for expr in (
                     pl.col(name).count().cast(pl.Int64).alias(f"{name}:n"),
-                    _sum_or_null(pl.col(name), pl.col(name).count()).alias(f"{name}:total"),
+                    _sum_or_null(pl.col(name)).alias(f"{name}:total"),
                     pl.col(name).min().alias(f"{name}:minimum"),
                     pl.col(name).max().alias(f"{name}:maximum"),
                 )
             ),
         )
     )
-    hour = (
-        minute.with_columns(pl.col("bucket").dt.truncate("1h"))
+
+
+def rollup_rows(partials: Sequence[pl.DataFrame], fields: Sequence[str]) -> pl.DataFrame:
+    """Combine per-minute partial aggregates into rollup rows (``ROLLUP_COLUMNS``)."""
+    if not partials:
+        return pl.DataFrame(schema=dict.fromkeys(ROLLUP_COLUMNS))
+    minute = _combine(pl.concat(partials), pl.col("bucket"), fields)
+    hour = _combine(minute, pl.col("bucket").dt.truncate("1h"), fields)
+    grains = (("minute", minute), ("hour", hour))
+    return pl.concat([_unpivot(grain, buckets, fields) for grain, buckets in grains])
+
+
+def _combine(buckets: pl.DataFrame, bucket: pl.Expr, fields: Sequence[str]) -> pl.DataFrame:
+    values = [value_column(field) for field in fields]
+    return (
+        buckets.with_columns(bucket.alias("bucket"))
         .group_by("bucket")
         .agg(
             pl.col("n").sum(),
@@ -52,24 +66,18 @@ def rollup_rows(frame: pl.DataFrame, fields: Sequence[str], now: datetime) -> pl
                 for name in values
                 for expr in (
                     pl.col(f"{name}:n").sum(),
-                    _sum_or_null(pl.col(f"{name}:total"), pl.col(f"{name}:total").count()),
+                    _sum_or_null(pl.col(f"{name}:total")),
                     pl.col(f"{name}:minimum").min(),
                     pl.col(f"{name}:maximum").max(),
                 )
             ),
         )
     )
-    return pl.concat(
-        [
-            _unpivot(grain, buckets, fields)
-            for grain, buckets in (("minute", minute), ("hour", hour))
-        ]
-    )
 
 
-def _sum_or_null(column: pl.Expr, count: pl.Expr) -> pl.Expr:
+def _sum_or_null(column: pl.Expr) -> pl.Expr:
     # SQL's sum() of no values is null, polars' is 0.
-    return pl.when(count > 0).then(column.sum())
+    return pl.when(column.count() > 0).then(column.sum())
 
 
 def _unpivot(grain: str, buckets: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:

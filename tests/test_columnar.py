@@ -15,7 +15,7 @@ import pytest
 from app.database import libpq_url
 from bench.ingest import write_csv
 from etl import pipeline
-from etl.columnar import prepare_file
+from etl.columnar import ColumnarRefused, prepare_batches
 from etl.pipeline import IngestError, IngestOptions, ingest_csv
 from etl.runs import create_run
 from tests.conftest import DATASETS
@@ -146,16 +146,18 @@ def test_awkward_values_load_the_same_by_columns_and_by_rows(
         lines += ["2024-01-01,1,1,y,too,many", '2024-01-01,1,1,y,stray"quote']
     path = tmp_path / "awkward.csv"
     path.write_text(ending.join(lines) + ending, encoding="utf-8")
-    read_by_columns = []
+    refused = []
 
-    def prepare(*args: object) -> object:
-        result = prepare_file(*args)  # type: ignore[arg-type]
-        read_by_columns.append(result is not None)
-        return result
+    def prepare(*args):
+        try:
+            yield from prepare_batches(*args)
+        except ColumnarRefused:
+            refused.append(True)
+            raise
 
-    monkeypatch.setattr(pipeline, "prepare_file", prepare)
+    monkeypatch.setattr(pipeline, "prepare_batches", prepare)
     by_columns, by_rows = load_both_ways(database_url, path, key_columns=())
-    assert read_by_columns == [not unreadable]
+    assert bool(refused) == unreadable
     assert_same(by_columns, by_rows)
     assert by_columns["counts"][2] > 10  # the rejections are there, with their reasons
 
@@ -176,3 +178,11 @@ def test_floats_print_as_orjson_prints_them():
     finite = [value for value in values if math.isfinite(value)]
     printed = pl.Series(finite, dtype=pl.Float64).cast(pl.String).to_list()
     assert printed == [orjson.dumps(value).decode() for value in finite]
+
+
+def test_blank_lines_of_a_one_column_file_are_skipped_by_columns_too(database_url, tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("value\n1\n\n2\n   \n3\n")
+    by_columns, by_rows = load_both_ways(database_url, path)
+    assert_same(by_columns, by_rows)
+    assert by_columns["counts"][:2] == by_rows["counts"][:2]

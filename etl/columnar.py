@@ -104,16 +104,21 @@ def _cells_and_lines(body: bytes, fmt: CsvFormat, width: int) -> pl.DataFrame:
     :raises ColumnarRefused: when the records are not one a line.
     """
     try:
-        text = body.decode(fmt.encoding)
+        body.decode(fmt.encoding)
     except UnicodeDecodeError:
         raise ColumnarRefused from None
-    text = text.removesuffix("\n")
-    if not text:
+    if not body.strip(b"\r\n"):
         return pl.DataFrame()
-    lines = pl.Series("raw", [text]).str.split("\n").explode()
-    if "\r" in text:
-        lines = lines.str.strip_suffix("\r")
     try:
+        # Each line as one field (there is no NUL in the data), read in parallel.
+        lines = pl.read_csv(
+            body,
+            has_header=False,
+            separator="\x00",
+            quote_char=None,
+            new_columns=["raw"],
+            infer_schema=False,
+        )["raw"].fill_null("")
         cells = pl.read_csv(
             body,
             has_header=False,
@@ -124,6 +129,8 @@ def _cells_and_lines(body: bytes, fmt: CsvFormat, width: int) -> pl.DataFrame:
         ).fill_null("")
     except pl.exceptions.PolarsError:
         raise ColumnarRefused from None  # ragged or oddly quoted beyond what polars reads
+    if b"\r" in body:
+        lines = lines.str.strip_suffix("\r")
     if cells.height != lines.len():
         raise ColumnarRefused  # a quoted newline or blank lines moved records off their lines
     return cells.with_columns(lines, pl.int_range(2, lines.len() + 2).alias("line"))

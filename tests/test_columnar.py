@@ -186,3 +186,12 @@ def test_blank_lines_of_a_one_column_file_are_skipped_by_columns_too(database_ur
     by_columns, by_rows = load_both_ways(database_url, path)
     assert_same(by_columns, by_rows)
     assert by_columns["counts"][:2] == by_rows["counts"][:2]
+
+
+def test_the_first_row_of_a_key_wins_by_columns_as_by_rows(database_url, tmp_path):
+    path = tmp_path / "readings.csv"
+    rows = [f"2024-01-01T00:0{n % 3}:00Z,s{n % 2},{n}" for n in range(12)]
+    path.write_text("time,sensor,value\n" + "\n".join(rows) + "\n")
+    by_columns, by_rows = load_both_ways(database_url, path, key_columns=("time", "sensor"))
+    assert_same(by_columns, by_rows)
+    assert by_columns["counts"] == [12, 6, 0, 6]

@@ -5,8 +5,10 @@ parses and coerces whole columns, but only cells in plain formats whose vectoris
 known to equal the Python coercers (``etl.types``); every other row (odd quoting, a value
 in another format, a rejected row, a row missing a required value) goes through the
 ``RowValidator`` one by one, so reasons, payload bytes and dedupe keys never depend on the
-path. A file the columnar reader cannot line up with its lines (quoted newlines, CR line
-ends, encodings other than UTF-8) returns None and the caller streams it through the row path.
+path. A file the columnar reader cannot line up with its lines (quoted newlines, lone CRs,
+encodings other than UTF-8, quoting polars refuses) raises ColumnarRefused, and the caller
+reads it through the row path instead; so do files whose time is a date and a time of day
+in two columns.
 """
 
 from __future__ import annotations

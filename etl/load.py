@@ -158,48 +158,43 @@ def load_frames(
     sent while the next is made.
     """
     lock_dataset_loads(conn, dataset.id)
-    if not has_partition(conn, dataset.id):
-        return _load_new_partition(conn, dataset, frames, run_id=run_id, now=now)
-    _create_staging(conn)
-    staged = _copy_frames(conn, sql.Identifier("staging_events"), frames)
-    return _insert_staged(conn, dataset, staged, run_id=run_id, now=now)
-
-
-def _load_new_partition(
-    conn: psycopg.Connection[Any],
-    dataset: DatasetSpec,
-    frames: Iterable[pl.DataFrame],
-    *,
-    run_id: int | None,
-    now: datetime,
-) -> LoadCounts:
-    fields = dataset.numeric_columns
-    partials: list[pl.DataFrame] = []
-    seen = pl.Series("key", [], dtype=pl.Binary)
-    staged = 0
-
-    def first_of_each_key() -> Iterator[pl.DataFrame]:
-        nonlocal seen, staged
-        for frame in frames:
-            staged += frame.height
-            # keep="first" keeps the row the staging path keeps: the first in file order.
-            rows = frame.unique(subset="key", keep="first", maintain_order=True)
-            rows = rows.filter(~pl.col("key").is_in(seen.implode())).with_columns(
-                pl.col("ts").fill_null(now)
-            )
-            seen = pl.concat([seen, rows["key"]])
-            partials.append(minute_partials(rows, fields, now))
-            yield rows
-
+    if has_partition(conn, dataset.id):
+        _create_staging(conn)
+        staged = _copy_frames(conn, sql.Identifier("staging_events"), frames)
+        return _insert_staged(conn, dataset, staged, run_id=run_id, now=now)
+    rows = _FirstOfEachKey(frames, dataset.numeric_columns, now)
     table = create_partition_table(conn, dataset.id)
-    loaded = _copy_frames(conn, table, first_of_each_key(), run_id=run_id)
+    loaded = _copy_frames(conn, table, rows, run_id=run_id)
     index_and_attach(conn, dataset.id)
-    _store_rollups(conn, dataset.id, rollup_rows(partials, fields))
-    row = conn.execute(sql.SQL("SELECT max(id) FROM {}").format(table)).fetchone()
-    last_id = row[0] if row else None
+    _store_rollups(conn, dataset.id, rollup_rows(rows.partials, dataset.numeric_columns))
+    found = conn.execute(sql.SQL("SELECT max(id) FROM {}").format(table)).fetchone()
+    last_id = found[0] if found else None
     if last_id is not None:
         notify(conn, dataset.name, int(last_id), loaded)
-    return LoadCounts(staged=staged, loaded=loaded, last_id=last_id)
+    return LoadCounts(staged=rows.staged, loaded=loaded, last_id=last_id)
+
+
+class _FirstOfEachKey:
+    """Frames without rows whose key came before; counts what came and aggregates what goes."""
+
+    def __init__(self, frames: Iterable[pl.DataFrame], fields: list[str], now: datetime) -> None:
+        self.frames = frames
+        self.fields = fields
+        self.now = now
+        self.staged = 0
+        self.partials: list[pl.DataFrame] = []
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        seen = pl.Series("key", [], dtype=pl.Binary)
+        for frame in self.frames:
+            self.staged += frame.height
+            # keep="first" keeps the row the staging path keeps: the first in file order.
+            rows = frame.unique(subset="key", keep="first", maintain_order=True)
+            rows = rows.filter(~pl.col("key").is_in(seen.implode()))
+            rows = rows.with_columns(pl.col("ts").fill_null(self.now))
+            seen = pl.concat([seen, rows["key"]])
+            self.partials.append(minute_partials(rows, self.fields, self.now))
+            yield rows
 
 
 def _copy_frames(

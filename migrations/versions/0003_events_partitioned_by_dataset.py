@@ -18,6 +18,26 @@ down_revision: str | None = "0002"
 branch_labels: str | None = None
 depends_on: str | None = None
 
+EVENTS = """
+        CREATE TABLE events (
+            dataset_id bigint NOT NULL,
+            {id},
+            ts timestamptz NOT NULL,
+            dedupe_key bytea NOT NULL,
+            payload jsonb NOT NULL,
+            run_id bigint,
+            ingested_at timestamptz NOT NULL DEFAULT now(),
+            CONSTRAINT pk_events PRIMARY KEY (dataset_id, id),
+            CONSTRAINT uq_events_dataset_id_dedupe_key UNIQUE (dataset_id, dedupe_key),
+            CONSTRAINT fk_events_dataset_id_datasets FOREIGN KEY (dataset_id)
+                REFERENCES datasets (id) ON DELETE CASCADE
+        )"""
+
+# Constant SQL (S608 sees string building, not user input).
+PARTITIONED = EVENTS.format(id="id bigint NOT NULL DEFAULT nextval('events_id_seq')")  # noqa: S608
+PARTITIONED += " PARTITION BY LIST (dataset_id)"
+UNPARTITIONED = EVENTS.format(id="id bigint GENERATED ALWAYS AS IDENTITY")  # noqa: S608
+
 # The same steps as etl.partitions, frozen here as they were when this revision was written.
 ADD_PARTITION = """
 CREATE OR REPLACE FUNCTION pg_temp.add_events_partition(dataset bigint) RETURNS void
@@ -39,33 +59,29 @@ END $$;
 """
 
 
+def set_aside(suffix: str) -> str:
+    """Rename events, its constraints, index and sequence out of the way of a new events."""
+    # Constant SQL (S608 sees string building, not user input).
+    return f"""
+        ALTER TABLE events RENAME TO events_{suffix};
+        ALTER TABLE events_{suffix} RENAME CONSTRAINT pk_events TO pk_events_{suffix};
+        ALTER TABLE events_{suffix}
+            RENAME CONSTRAINT uq_events_dataset_id_dedupe_key
+            TO uq_events_{suffix}_dataset_id_dedupe_key;
+        ALTER TABLE events_{suffix}
+            RENAME CONSTRAINT fk_events_dataset_id_datasets
+            TO fk_events_{suffix}_dataset_id_datasets;
+        ALTER INDEX ix_events_dataset_id_ts RENAME TO ix_events_{suffix}_dataset_id_ts;
+        ALTER SEQUENCE events_id_seq RENAME TO events_{suffix}_id_seq;
+        """  # noqa: S608
+
+
 def upgrade() -> None:
+    op.execute(set_aside("unpartitioned"))
+    op.execute("CREATE SEQUENCE events_id_seq AS bigint")
+    op.execute(PARTITIONED)
     op.execute(
         """
-        ALTER TABLE events RENAME TO events_unpartitioned;
-        ALTER TABLE events_unpartitioned RENAME CONSTRAINT pk_events TO pk_events_unpartitioned;
-        ALTER TABLE events_unpartitioned
-            RENAME CONSTRAINT uq_events_dataset_id_dedupe_key
-            TO uq_events_unpartitioned_dataset_id_dedupe_key;
-        ALTER TABLE events_unpartitioned
-            RENAME CONSTRAINT fk_events_dataset_id_datasets
-            TO fk_events_unpartitioned_dataset_id_datasets;
-        ALTER INDEX ix_events_dataset_id_ts RENAME TO ix_events_unpartitioned_dataset_id_ts;
-        ALTER SEQUENCE events_id_seq RENAME TO events_unpartitioned_id_seq;
-        CREATE SEQUENCE events_id_seq AS bigint;
-        CREATE TABLE events (
-            dataset_id bigint NOT NULL,
-            id bigint NOT NULL DEFAULT nextval('events_id_seq'),
-            ts timestamptz NOT NULL,
-            dedupe_key bytea NOT NULL,
-            payload jsonb NOT NULL,
-            run_id bigint,
-            ingested_at timestamptz NOT NULL DEFAULT now(),
-            CONSTRAINT pk_events PRIMARY KEY (dataset_id, id),
-            CONSTRAINT uq_events_dataset_id_dedupe_key UNIQUE (dataset_id, dedupe_key),
-            CONSTRAINT fk_events_dataset_id_datasets FOREIGN KEY (dataset_id)
-                REFERENCES datasets (id) ON DELETE CASCADE
-        ) PARTITION BY LIST (dataset_id);
         ALTER SEQUENCE events_id_seq OWNED BY events.id;
         CREATE INDEX ix_events_dataset_id_ts ON events (dataset_id, ts);
         SELECT setval('events_id_seq', last_value, is_called) FROM events_unpartitioned_id_seq;
@@ -86,28 +102,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(set_aside("partitioned"))
+    op.execute(UNPARTITIONED)
     op.execute(
         """
-        ALTER TABLE events RENAME TO events_partitioned;
-        ALTER TABLE events_partitioned RENAME CONSTRAINT pk_events TO pk_events_partitioned;
-        ALTER TABLE events_partitioned
-            RENAME CONSTRAINT uq_events_dataset_id_dedupe_key
-            TO uq_events_partitioned_dataset_id_dedupe_key;
-        ALTER INDEX ix_events_dataset_id_ts RENAME TO ix_events_partitioned_dataset_id_ts;
-        ALTER SEQUENCE events_id_seq RENAME TO events_partitioned_id_seq;
-        CREATE TABLE events (
-            dataset_id bigint NOT NULL,
-            id bigint GENERATED ALWAYS AS IDENTITY,
-            ts timestamptz NOT NULL,
-            dedupe_key bytea NOT NULL,
-            payload jsonb NOT NULL,
-            run_id bigint,
-            ingested_at timestamptz NOT NULL DEFAULT now(),
-            CONSTRAINT pk_events PRIMARY KEY (dataset_id, id),
-            CONSTRAINT uq_events_dataset_id_dedupe_key UNIQUE (dataset_id, dedupe_key),
-            CONSTRAINT fk_events_dataset_id_datasets FOREIGN KEY (dataset_id)
-                REFERENCES datasets (id) ON DELETE CASCADE
-        );
         CREATE INDEX ix_events_dataset_id_ts ON events (dataset_id, ts);
         INSERT INTO events (dataset_id, id, ts, dedupe_key, payload, run_id, ingested_at)
         OVERRIDING SYSTEM VALUE

@@ -28,9 +28,10 @@ EVENTS = (
     "SELECT CASE WHEN d.time_column IS NOT NULL THEN e.ts END, e.dedupe_key, e.payload::text "
     "FROM events e JOIN datasets d ON d.id = e.dataset_id WHERE d.name = %s ORDER BY e.id"
 )
-ROLLUPS = (
-    "SELECT grain, bucket, field, n, total, minimum, maximum FROM rollups r JOIN datasets d "
-    "ON d.id = r.dataset_id WHERE d.name = %s ORDER BY 1, 2, 3"
+ROLLUPS = (  # without a time column, buckets too are the load's start
+    "SELECT grain, CASE WHEN d.time_column IS NOT NULL THEN bucket END, field, n, total, "
+    "minimum, maximum FROM rollups r JOIN datasets d ON d.id = r.dataset_id WHERE d.name = %s "
+    "ORDER BY 1, 2, 3"
 )
 REJECTED = "SELECT line, raw, reason FROM rejected_rows WHERE run_id = %s ORDER BY line"
 COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")

@@ -196,3 +196,15 @@ def test_the_first_row_of_a_key_wins_by_columns_as_by_rows(database_url, tmp_pat
     by_columns, by_rows = load_both_ways(database_url, path, key_columns=("time", "sensor"))
     assert_same(by_columns, by_rows)
     assert by_columns["counts"] == [12, 6, 0, 6]
+
+
+def test_a_file_larger_than_the_columnar_limit_streams_row_by_row(
+    database_url, tmp_path, monkeypatch
+):
+    path = tmp_path / "bench.csv"
+    write_csv(path, 500, seed=11)
+    monkeypatch.setattr(pipeline, "COLUMNAR_MAX_BYTES", 1000)
+    monkeypatch.setattr(pipeline, "prepare_batches", None)  # must not be called
+    by_columns, by_rows = load_both_ways(database_url, path)
+    assert_same(by_columns, by_rows)
+    assert by_columns["counts"] == [500, 500, 0, 0]

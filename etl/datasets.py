@@ -11,6 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from etl.partitions import lock_partitioning
 from etl.types import Column, ColumnType, TimestampStyle
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -121,6 +122,7 @@ def create_dataset(
     """
     check_dataset_name(name)
     check_definition(columns, time_column, key_columns, time_of_day_column)
+    lock_partitioning(conn)
     try:
         with conn.transaction():
             row = conn.execute(

@@ -193,7 +193,9 @@ class _CountingSource(io.RawIOBase):
 
     def __init__(self, stream: BinaryIO, prefix: bytes) -> None:
         self._stream = stream
-        self._prefix = prefix
+        # A view, not slices of the bytes: the prefix may be a whole file held in memory.
+        self._prefix = memoryview(prefix)
+        self._offset = 0
         self.consumed = 0
 
     def readable(self) -> bool:
@@ -201,8 +203,10 @@ class _CountingSource(io.RawIOBase):
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         target = memoryview(buffer).cast("B")
-        if self._prefix:
-            data, self._prefix = self._prefix[: len(target)], self._prefix[len(target) :]
+        data: bytes | memoryview
+        if self._offset < len(self._prefix):
+            data = self._prefix[self._offset : self._offset + len(target)]
+            self._offset += len(data)
         else:
             data = self._stream.read(len(target))
         target[: len(data)] = data

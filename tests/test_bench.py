@@ -39,6 +39,9 @@ def test_ingest_benchmark_reports_every_figure_with_exact_counts():
     assert result["ratio_vs_to_sql"] > 0
     assert (result["rows"], result["to_sql_rows"], result["rows_loaded"]) == (2000, 2000, 2000)
     assert result["exact_counts"] is True
+    append = result["append"]
+    assert (append["rows"], append["exact_counts"]) == (2000, True)
+    assert append["rows_per_s"] > 0 and append["ratio_vs_copy"] > 0
     assert result["postgresql_version"]
     assert result["python_version"]
     assert result["cpu_count"] >= 1

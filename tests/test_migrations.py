@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+from alembic import command
 
 from app import migrate
 from app.database import libpq_url
@@ -96,3 +97,46 @@ def test_database_refuses_a_role_outside_the_three(fresh_database):
             assert "ck_users_role_known" in str(exc)
         else:
             raise AssertionError("the role check did not fire")
+
+
+def test_partitioning_events_keeps_their_rows_ids_and_keys(fresh_database):
+    url = fresh_database()
+    command.upgrade(migrate.alembic_config(url), "0002")
+    with psycopg.connect(libpq_url(url)) as connection:
+        dataset = connection.execute(
+            "INSERT INTO datasets (name, label, columns) VALUES ('old', 'old', '[]') RETURNING id"
+        ).fetchone()[0]
+        connection.execute(
+            "INSERT INTO events (dataset_id, ts, dedupe_key, payload) "
+            "SELECT %s, now(), decode(md5(n::text), 'hex'), jsonb_build_object('n', n) "
+            "FROM generate_series(1, 5) AS n",
+            (dataset,),
+        )
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url)) as connection:
+        rows = connection.execute("SELECT id, payload->>'n' FROM events ORDER BY id").fetchall()
+        assert rows == [(n, str(n)) for n in range(1, 6)]
+        partition = connection.execute(
+            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'events'::regclass"
+        ).fetchall()
+        assert partition == [(f"events_{dataset}",)]
+        new_id = connection.execute(
+            "INSERT INTO events (dataset_id, ts, dedupe_key, payload) "
+            "VALUES (%s, now(), 'x', '{}') RETURNING id",
+            (dataset,),
+        ).fetchone()[0]
+        assert new_id == 6
+        try:
+            with connection.transaction():
+                connection.execute(
+                    "INSERT INTO events (dataset_id, ts, dedupe_key, payload) "
+                    "VALUES (%s, now(), 'x', '{}')",
+                    (dataset,),
+                )
+        except psycopg.errors.UniqueViolation as exc:
+            assert "uq_events_" in str(exc)
+        else:
+            raise AssertionError("the dedupe key is not unique in the partition")
+    command.downgrade(migrate.alembic_config(url), "0002")
+    with psycopg.connect(libpq_url(url)) as connection:
+        assert connection.execute("SELECT count(*), max(id) FROM events").fetchone() == (6, 6)

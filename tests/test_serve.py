@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from websockets.sync.client import connect
 
 from tests.conftest import CSRF_INPUT
 
@@ -230,3 +232,37 @@ def test_healthz_reports_the_database_down_and_serve_still_stops(serve, http):
     assert health.json() == {"status": "error", "database": "unreachable"}
     assert serve.stop() in CLEAN_EXIT, serve.output
     assert_stopped_cleanly(serve, postmaster)
+
+
+def test_live_clients_miss_nothing_across_a_postgresql_restart(serve, http):
+    """The hub inside serve loses PostgreSQL, reconnects and catches its subscriber up."""
+    url = serve.start().wait_ready()
+    assert sign_in(http, url, admin_password(serve.output)).status_code == 302
+    http.get(f"{url}/", timeout=10)  # sets the CSRF cookie API writes over a session need
+    csrf = {"X-CSRFToken": http.cookies["_csrf_token"]}
+
+    def push(values: list[float]) -> None:
+        rows = [{"n": value} for value in values]
+        answer = http.post(f"{url}/api/v1/datasets/plant/events", json=rows, headers=csrf)
+        assert answer.status_code in (200, 201), answer.text
+
+    push([1.0])
+    live = http.get(f"{url}/api/v1/live/token", timeout=10).json()
+    with connect(f"{live['url']}?token={live['token']}", origin=url, open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "subscribe", "dataset": "plant", "since": None}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "subscribed"
+        log = serve.pgdata / "restart.log"  # the restarted server must not hold our pipes
+        command = [str(pg_ctl()), "-D", str(serve.pgdata), "-l", str(log), "-m", "fast"]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "embedded_postgres", "--", *command]
+        restart = [*command, "-w", "restart"]
+        subprocess.run(restart, check=True, stdout=subprocess.DEVNULL, timeout=60)
+        push([2.0, 3.0])  # very likely before the hub has its LISTEN connection back
+        push([4.0])
+        values: list[float] = []
+        while len(values) < 3:
+            message = json.loads(ws.recv(timeout=10))  # recovery well within 10 s
+            if message["type"] == "points":
+                values.extend(message["values"]["n"])
+    assert values == [2.0, 3.0, 4.0]
+    assert serve.stop() in CLEAN_EXIT, serve.output

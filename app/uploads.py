@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import math
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,6 +37,7 @@ from etl.sources import SourceError
 from etl.types import Column, ColumnType, combine_date_and_time, infer_columns, suggest_time_column
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+UPLOAD_KEPT_FOR = timedelta(days=7)  # runs from an upload may be retried until then
 ALLOWED_SUFFIXES = (".csv", ".tsv", ".txt")
 PREVIEW_ROWS = 20
 RECENT_RUNS = 50
@@ -160,6 +164,7 @@ def save_upload(data: bytes) -> str:
     check_file_size(len(data))
     check_csv(data)
     directory = uploads_dir()
+    purge_old_uploads(directory)
     upload_id = str(uuid.uuid4())
     partial = directory / f".{upload_id}.part"
     try:
@@ -168,6 +173,18 @@ def save_upload(data: bytes) -> str:
     finally:
         partial.unlink(missing_ok=True)
     return upload_id
+
+
+def purge_old_uploads(directory: Path, max_age: timedelta = UPLOAD_KEPT_FOR) -> int:
+    """Delete uploads older than ``max_age`` (a retry or a second load needs them until then)."""
+    cutoff = time.time() - max_age.total_seconds()
+    removed = 0
+    for path in directory.iterdir():
+        with contextlib.suppress(FileNotFoundError):  # another process may purge it first
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def upload_path(upload_id: object) -> Path:

@@ -6,7 +6,9 @@ import base64
 import csv
 import io
 import json
+import os
 import random
+import time
 import uuid
 import zlib
 from pathlib import Path
@@ -650,3 +652,19 @@ def test_a_file_over_the_limit_is_named_in_the_browser(driver, base_url, auth, t
         ec.text_to_be_present_in_element((By.ID, "datasets-upload-check"), "at most 50 MiB")
     )
     assert not driver.find_element(By.ID, "datasets-preview-section").is_displayed()
+
+
+def test_uploads_older_than_a_week_are_removed_when_another_arrives(
+    client, dash_app, auth, data_dir
+):
+    auth.login_as(Role.ANALYST)
+    uploads = data_dir / "uploads"
+    uploads.mkdir(exist_ok=True)
+    old, recent = uploads / f"{uuid.uuid4()}.csv", uploads / f"{uuid.uuid4()}.csv"
+    for path, age_days in ((old, 8), (recent, 6)):
+        path.write_text("a,b\n1,2\n")
+        stamp = time.time() - age_days * 86400
+        os.utime(path, (stamp, stamp))
+    new_id = upload(client, dash_app, b"a,b\n1,2\n", "new.csv")["datasets-upload-store"]["data"]
+    assert not old.exists()
+    assert recent.exists() and (uploads / f"{new_id}.csv").exists()

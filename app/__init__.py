@@ -59,6 +59,9 @@ def create_app(config: Config | None = None) -> Flask:
     login_manager.init_app(server)
     login_manager.session_protection = None  # sessions are server-side rows, revocable one by one
     csrf.init_app(server)
+    from app.limits import init_limits
+
+    init_limits(server)
 
     from app import api, auth, health
 

@@ -49,6 +49,9 @@ class Config:
     hub_max_clients: int = 5000
     hub_max_subscriptions: int = 20
     live_token_seconds: int = 60
+    rate_limit: str = "600 per minute"  # API calls per token (or signed-in user)
+    rate_limit_ip: str = "1200 per minute"  # API calls per client address
+    rate_limiting: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -80,6 +83,11 @@ class Config:
             "hub_url": _hub_url(env.get("INSIGHTWAVE_HUB_URL")),
             "hub_origins": _origins("INSIGHTWAVE_HUB_ORIGINS", env.get("INSIGHTWAVE_HUB_ORIGINS")),
         }
+        values["rate_limit"] = _rate("INSIGHTWAVE_RATE_LIMIT", env, "600 per minute")
+        values["rate_limit_ip"] = _rate("INSIGHTWAVE_RATE_LIMIT_IP", env, "1200 per minute")
+        values["rate_limiting"] = _boolean(
+            "INSIGHTWAVE_RATE_LIMITING", env.get("INSIGHTWAVE_RATE_LIMITING"), default=True
+        )
         for field_name, variable, default in _HUB_NUMBERS:
             values[field_name] = _positive_int(variable, env.get(variable), default)
         values.update(overrides)
@@ -197,9 +205,9 @@ def _positive_int(variable: str, raw: str | None, default: int) -> int:
     return value
 
 
-def _boolean(variable: str, raw: str | None) -> bool:
+def _boolean(variable: str, raw: str | None, default: bool = False) -> bool:
     if raw is None or raw.strip() == "":
-        return False
+        return default
     lowered = raw.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
@@ -236,3 +244,16 @@ def _origins(variable: str, raw: str | None) -> tuple[str, ...]:
             raise ConfigError(variable, f"{item.strip()!r} is not an origin (https://host[:port])")
         origins.append(origin)
     return tuple(origins)
+
+
+def _rate(variable: str, env: Mapping[str, str], default: str) -> str:
+    raw = env.get(variable)
+    if raw is None or not raw.strip():
+        return default
+    from limits import parse_many
+
+    try:
+        parse_many(raw)
+    except ValueError as exc:
+        raise ConfigError(variable, f"is not a rate such as '600 per minute', got {raw!r}") from exc
+    return raw.strip()

@@ -108,7 +108,14 @@ def make_app(database_url: str, data_dir: Path) -> Iterator[Any]:
     apps: list[Flask] = []
 
     def make(**env: str) -> Flask:
-        environ = {"INSIGHTWAVE_DATA_DIR": str(data_dir), "DATABASE_URL": database_url, **env}
+        # Rate limits are off unless a test turns them on: the suite calls the API from one
+        # address far faster than any client should (tests/test_limits.py tests them).
+        environ = {
+            "INSIGHTWAVE_DATA_DIR": str(data_dir),
+            "DATABASE_URL": database_url,
+            "INSIGHTWAVE_RATE_LIMITING": "false",
+            **env,
+        }
         app = create_app(Config.from_env(environ, testing=True))
         apps.append(app)
         return app

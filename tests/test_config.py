@@ -30,6 +30,9 @@ def config(tmp_path, **env):
         ("INSIGHTWAVE_HUB_TICK_MS", "0", "greater than 0"),
         ("INSIGHTWAVE_HUB_MAX_CLIENTS", "many", "whole number"),
         ("INSIGHTWAVE_LIVE_TOKEN_SECONDS", "-5", "greater than 0"),
+        ("INSIGHTWAVE_RATE_LIMIT", "lots", "is not a rate"),
+        ("INSIGHTWAVE_RATE_LIMIT_IP", "10 per fortnight", "is not a rate"),
+        ("INSIGHTWAVE_RATE_LIMITING", "sometimes", "true or false"),
     ],
 )
 def test_malformed_variable_is_named_in_the_error(tmp_path, variable, value, message):

@@ -16,6 +16,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
+from psycopg.pq import TransactionStatus
 
 from etl.datasets import DatasetSpec
 from etl.partitions import (
@@ -130,7 +131,12 @@ def load_events(
 
     Rows without a time get ``now``. Rollups are updated and one notification is queued
     (sent by PostgreSQL at commit) when anything was loaded.
+
+    :raises RuntimeError: outside a transaction, where the staged rows (``ON COMMIT DELETE
+        ROWS``) would vanish before the insert and every row would count as a duplicate.
     """
+    if conn.info.transaction_status == TransactionStatus.IDLE:
+        raise RuntimeError("load_events runs inside the caller's transaction")
     lock_dataset_loads(conn, dataset.id)
     ensure_partition(conn, dataset.id)
     _create_staging(conn)

@@ -6,11 +6,12 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 import orjson
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request
 from flask_login import current_user
 from psycopg.types.json import Jsonb
 
 from app.access import dataset_exists, find_visible_dataset
+from app.api_spec import LiveToken, Me, PushedEvents, PushSummary, responses, spec
 from app.database import connect
 from app.guard import requires
 from app.hub import tokens as live_tokens
@@ -35,13 +36,22 @@ def api_error(status: int, code: str, message: str) -> Response:
 
 @bp.get("/me")
 @requires(Role.VIEWER)
+@spec.validate(resp=responses(Me), tags=["account"])
 def me() -> Any:
     """Describe the signed-in user."""
     return jsonify(email=current_user.email, role=current_user.role)
 
 
+# Documented, not validated by SpecTree: the body may be NDJSON, and the view reads it itself
+# (size and row limits first) to answer 413 before parsing a huge body.
 @bp.post("/datasets/<name>/events")
 @requires(Role.ANALYST)
+@spec.validate(
+    json=PushedEvents,
+    resp=responses(PushSummary, 400, 413, 415, 422, ok_status=201),
+    skip_validation=True,
+    tags=["datasets"],
+)
 def push_events(name: str) -> Any:
     """Load a JSON array (or NDJSON) of objects into a dataset, creating it when new."""
     try:
@@ -77,6 +87,7 @@ def push_events(name: str) -> Any:
 
 @bp.get("/live/token")
 @requires(Role.VIEWER)
+@spec.validate(resp=responses(LiveToken), tags=["live"])
 def live_token() -> Any:
     """Give a short-lived token for the live hub, standing on this session or API token."""
     config = current_app.config["INSIGHTWAVE"]
@@ -161,3 +172,23 @@ def _respond(result: dict[str, Any], replayed: bool) -> Response:
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    """Serve the OpenAPI document (public: it describes the API and holds no data)."""
+    return jsonify(spec.spec)
+
+
+@bp.get("/docs")
+def docs() -> Any:
+    """Render the API reference from the OpenAPI document, with no script from a CDN.
+
+    SpecTree's Swagger UI and Redoc pages load their JavaScript from a CDN, and nothing may
+    be downloaded at run time, so the reference is a plain server-rendered page instead.
+    """
+    return render_template("api_docs.html", spec=spec.spec)
+
+
+# The read endpoints register themselves on ``bp``; imported last, once ``bp`` exists.
+from app import query_api  # noqa: E402, F401

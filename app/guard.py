@@ -24,12 +24,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 CALLBACK_ENDPOINT = "/_dash-update-component"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 DASH_PAGE_ENDPOINTS = {"/", "/<path:path>"}
-# Reachable without signing in: the login form, health checks and static files the login
-# page and Dash's JavaScript bundle need (they carry no data).
+# Reachable without signing in: the login form, health checks, the API's OpenAPI document and
+# its reference page, and static files the login page and Dash's JavaScript bundle need (they
+# carry no data).
 PUBLIC_ENDPOINTS = {
     "auth.login",
     "auth.logout",
     "health.healthz",
+    "api.openapi",  # the API's description, as public as the API's existence
+    "api.docs",
     "static",
     "/_favicon.ico",
     "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>",

@@ -1,0 +1,181 @@
+"""The API's request and response models, and the OpenAPI document generated from them.
+
+SpecTree validates each view's query string and body against these pydantic models and builds
+``/api/v1/openapi.json`` from the very same models, so the document cannot drift from what
+the views accept. A request that fails validation answers 400 in the API's error shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from flask import abort, jsonify
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.models import SecureType
+
+VALIDATION_STATUS = 400
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorDetail
+
+
+def _reject_invalid(
+    request: Any, response: Any, error: Exception | None, instance: Any, adapter: Any
+) -> None:
+    if error is None:
+        return
+    problems: list[dict[str, Any]] = getattr(error, "errors", list)()
+    message = "; ".join(
+        f"{'.'.join(str(part) for part in problem.get('loc', ()))}: {problem.get('msg')}"
+        for problem in problems
+    )
+    body = jsonify({"error": {"code": "invalid_request", "message": message or str(error)}})
+    body.status_code = VALIDATION_STATUS
+    abort(body)
+
+
+spec = SpecTree(
+    "flask",
+    mode="strict",  # only views that declare their models; Dash's routes are not the API
+    title="Insight-Wave API",
+    version="1",
+    path="api/v1/docs",
+    description=(
+        "Read datasets and events, aggregate them over time, push events and open the live "
+        "feed. Authenticate with `Authorization: Bearer <token>` (`insightwave tokens create`)."
+    ),
+    security_schemes=[
+        SecurityScheme(
+            name="bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer")
+        ),
+    ],
+    security={"bearer": []},
+    validation_error_status=VALIDATION_STATUS,
+    validation_error_model=ErrorBody,
+    before=_reject_invalid,
+)
+
+
+def responses(ok: type[BaseModel] | None, *errors: int, ok_status: int = 200) -> Response:
+    """Describe a view's answers: its success model and the errors it may give."""
+    codes: dict[str, Any] = {f"HTTP_{status}": ErrorBody for status in (401, 403, 429, *errors)}
+    if ok is not None:
+        codes[f"HTTP_{ok_status}"] = ok
+    return Response(**codes)
+
+
+# Models of the existing endpoints (push, live token, me).
+
+
+class Me(BaseModel):
+    email: str
+    role: Literal["viewer", "analyst", "admin"]
+
+
+class LiveToken(BaseModel):
+    token: str
+    url: str
+    expires_in: int
+
+
+class PushedEvents(RootModel[list[dict[str, Any]]]):
+    """A JSON array of objects, one per event (or NDJSON: one object per line)."""
+
+    root: list[dict[str, Any]] = Field(min_length=1, max_length=50_000)
+
+
+class PushSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    dataset: str
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    rows_duplicate: int
+
+
+# Models of the read endpoints.
+
+
+class Column(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    type: Literal["integer", "float", "boolean", "timestamp", "text"]
+    nullable: bool = True
+
+
+class DatasetInfo(BaseModel):
+    name: str
+    label: str
+    columns: list[Column]
+    time_column: str | None
+    key_columns: list[str]
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetInfo]
+
+
+FILTER_HELP = (
+    "Repeatable `field:op:value`. Operators: numbers eq, ne, lt, lte, gt, gte, in; "
+    "text and timestamps eq, ne, contains (case-insensitive), in; booleans eq, ne. "
+    "`in` takes comma-separated values. Field names come from the dataset's columns."
+)
+
+
+class EventsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_: datetime | None = Field(None, alias="from", description="inclusive, ISO 8601")
+    to: datetime | None = Field(None, description="exclusive, ISO 8601")
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = Field(None, max_length=200, description="next_cursor of a page")
+    filter: list[str] = Field(default_factory=list, description=FILTER_HELP)
+
+
+class Event(BaseModel):
+    id: int
+    ts: datetime
+    values: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    events: list[Event]
+    next_cursor: str | None = Field(description="null on the last page")
+
+
+class SeriesQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_: datetime | None = Field(None, alias="from", description="default: 24 h before `to`")
+    to: datetime | None = Field(None, description="default: now")
+    bucket: Literal["minute", "hour", "day"] = "hour"
+    agg: Literal["count", "sum", "avg", "min", "max"] = "count"
+    field: str | None = Field(None, description="a numeric column; needed unless agg=count")
+    filter: list[str] = Field(default_factory=list, description=FILTER_HELP)
+
+
+class SeriesPoint(BaseModel):
+    bucket: datetime
+    value: float | None
+
+
+class Series(BaseModel):
+    dataset: str
+    bucket: str
+    agg: str
+    field: str | None
+    from_: datetime = Field(alias="from")
+    to: datetime
+    points: list[SeriesPoint]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import ingest, live
+from bench import ingest, live, query
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
@@ -15,6 +15,7 @@ Run = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "ingest": (ingest.DESCRIPTION, ingest.configure, ingest.main),
     "live": (live.DESCRIPTION, live.configure, live.main),
+    "query": (query.DESCRIPTION, query.configure, query.main),
 }
 
 

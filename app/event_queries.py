@@ -63,6 +63,8 @@ def parse_filter(spec: str) -> Filter:
     op, sep, value = rest.partition(":")
     if not name or not sep:
         raise QueryError(f"a filter reads field:op:value, not {spec!r}")
+    if "\x00" in spec:
+        raise QueryError("a filter may not hold a NUL character")  # PostgreSQL text cannot
     return Filter(name, op, value)
 
 

@@ -77,7 +77,10 @@ def series(name: str, query: SeriesQuery) -> Any:
     if dataset is None:
         return _not_found(name)
     end = _utc(query.to) or datetime.now(UTC)
-    start = _utc(query.from_) or end - SERIES_DEFAULT_SPAN
+    try:
+        start = _utc(query.from_) or end - SERIES_DEFAULT_SPAN
+    except OverflowError:
+        return api_error(400, "bad_query", "to is too early to count a day back from; give from")
     if start >= end:
         return api_error(400, "bad_query", "from must be before to")
     try:

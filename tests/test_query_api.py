@@ -281,6 +281,8 @@ BAD_EVENTS = [
     {"filter": "aapl_open:in:" + ",".join(["1"] * 101)},
     {"cursor": "not a cursor"},
     {"cursor": "WyJ4IiwgMV0"},  # ["x", 1]
+    {"cursor": "WyIyMDE2LTAxLTAxIiwgMTAwMDAwMDAwMDAwMDAwMDAwMDAwMDBd"},  # an id past bigint
+    {"filter": "direction:eq:\x00"},  # PostgreSQL text holds no NUL
     {"limit": "0"},
     {"limit": "1001"},
     {"limit": "ten"},
@@ -309,6 +311,8 @@ BAD_SERIES = [
     {"bucket": "minute', ts) FROM users; --"},
     {"from": "2016-01-02", "to": "2016-01-01"},
     {"filter": "1=1; --:eq:1"},
+    {"filter": "direction:in:a,\x00"},
+    {"to": "0001-01-01T00:00:00Z"},  # no day before it to default from to
 ]
 
 
@@ -360,3 +364,34 @@ def test_docs_page_needs_nothing_from_a_cdn(client):
     assert "/api/v1/datasets/{name}/series" in page
     assert "<script" not in page
     assert "https://" not in page
+
+
+def test_boolean_filters_on_pushed_events(client, token_for):
+    analyst = token_for("analyst")
+    rows = [
+        {"time": f"2024-05-01T10:00:{second:02d}Z", "ok": second % 3 == 0, "n": second}
+        for second in range(12)
+    ]
+    pushed = client.post("/api/v1/datasets/checks/events", json=rows, headers=analyst)
+    assert pushed.status_code == 201, pushed.get_json()
+    types = {column["name"]: column["type"] for column in pushed.get_json()["columns"]}
+    assert types["ok"] == "boolean"
+    path = "/api/v1/datasets/checks/events"
+    for spec, wanted in [("ok:eq:true", True), ("ok:eq:FALSE", False), ("ok:ne:true", False)]:
+        events, _ = all_events(client, analyst, path, filter=spec)
+        assert [event["values"]["n"] for event in events] == [
+            row["n"] for row in rows if row["ok"] is wanted
+        ]
+    assert get(client, analyst, path, filter="ok:eq:yes").status_code == 400
+    assert get(client, analyst, path, filter="ok:gt:true").status_code == 400
+    series = get(
+        client,
+        analyst,
+        "/api/v1/datasets/checks/series",
+        **{"from": "2024-05-01T10:00:00Z", "to": "2024-05-01T11:00:00Z"},
+        bucket="minute",
+        agg="sum",
+        field="n",
+        filter="ok:eq:true",
+    ).get_json()
+    assert series["points"] == [{"bucket": "2024-05-01T10:00:00+00:00", "value": 0 + 3 + 6 + 9}]

@@ -48,7 +48,7 @@ def me() -> Any:
 @requires(Role.ANALYST)
 @spec.validate(
     json=PushedEvents,
-    resp=responses(PushSummary, 400, 413, 415, 422, ok_status=201),
+    resp=responses(PushSummary, 400, 413, 415, 422, ok_statuses=(200, 201)),  # 201: created
     skip_validation=True,
     tags=["datasets"],
 )

@@ -66,11 +66,10 @@ spec = SpecTree(
 )
 
 
-def responses(ok: type[BaseModel] | None, *errors: int, ok_status: int = 200) -> Response:
+def responses(ok: type[BaseModel], *errors: int, ok_statuses: tuple[int, ...] = (200,)) -> Response:
     """Describe a view's answers: its success model and the errors it may give."""
     codes: dict[str, Any] = {f"HTTP_{status}": ErrorBody for status in (401, 403, 429, *errors)}
-    if ok is not None:
-        codes[f"HTTP_{ok_status}"] = ok
+    codes.update({f"HTTP_{status}": ok for status in ok_statuses})
     return Response(**codes)
 
 

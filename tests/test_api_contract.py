@@ -60,7 +60,7 @@ def test_api_honours_its_openapi_document(api_schema, bearer, mode):
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
-            max_examples=15,
+            max_examples=50,  # about 15 s for every operation, both modes
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=True,

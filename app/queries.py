@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
@@ -81,3 +81,42 @@ def _last_id(dataset: Dataset) -> int:
         {"dataset": dataset.id},
     ).scalar()
     return int(found or 0)
+
+
+FAST_AGGREGATES = ("count", "sum", "avg", "min", "max")  # from rollups (insightwave_series)
+PERCENTILES = {"p50": 0.5, "p95": 0.95}  # need the events themselves
+SERIES_FROM_ROLLUPS = text(
+    "SELECT bucket, n, total, minimum, maximum "
+    "FROM insightwave_series(:dataset, :field, :bucket, :start, :end) ORDER BY bucket"
+)
+SERIES_PERCENTILE = text(
+    "SELECT date_bin(:bucket, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, "
+    "percentile_cont(:fraction) WITHIN GROUP (ORDER BY v.value) AS value "
+    "FROM events CROSS JOIN LATERAL (SELECT CASE WHEN jsonb_typeof(payload -> :field) = 'number' "
+    "THEN (payload ->> :field)::double precision END AS value) AS v "
+    "WHERE dataset_id = :dataset AND ts >= :start AND ts < :end AND v.value IS NOT NULL "
+    "GROUP BY 1 ORDER BY 1"
+)
+
+
+def explore_series(
+    dataset: Dataset, field: str | None, agg: str, bucket: timedelta, start: datetime, end: datetime
+) -> list[tuple[datetime, float | None]]:
+    """Return (bucket start, value) of ``agg`` over ``field`` (None: count events) per bucket.
+
+    Count, sum, avg, min and max come from the rollups; the percentiles from the events.
+    """
+    params = {"dataset": dataset.id, "field": field or "", "bucket": bucket}
+    params |= {"start": start, "end": end}
+    if agg in PERCENTILES:
+        rows = db.session.execute(SERIES_PERCENTILE, params | {"fraction": PERCENTILES[agg]})
+        return [(row.bucket, row.value) for row in rows]
+    picked: dict[str, Any] = {
+        "count": lambda r: r.n,
+        "sum": lambda r: r.total,
+        "avg": lambda r: r.total / r.n if r.n and r.total is not None else None,
+        "min": lambda r: r.minimum,
+        "max": lambda r: r.maximum,
+    }
+    value = picked[agg]
+    return [(row.bucket, value(row)) for row in db.session.execute(SERIES_FROM_ROLLUPS, params)]

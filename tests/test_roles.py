@@ -69,6 +69,10 @@ CALLBACK_RULES = {
     "..tokens-revoke-confirm.displayed...tokens-revoke-confirm.message...tokens-message.children"
     "@d103454a82243d4ac98a4a7ea02f718df22c2a8ea2294a088e42b4a2ebf764ab..": Role.VIEWER,
     "..tokens-grid.rowData...tokens-message.children..": Role.VIEWER,
+    "..explore-field.data...explore-field.value..": Role.VIEWER,
+    "..explore-graph.figure...explore-graph.style...explore-table.rowData...explore-table.style"
+    "...explore-link.href...explore-note.children..": Role.VIEWER,
+    "explore-download.data": Role.VIEWER,
 }
 
 

@@ -64,11 +64,11 @@ def draw(name, span, agg, field, bucket, view):
     if isinstance(answer, str) or view not in VIEWS:
         note = answer if isinstance(answer, str) else "Choose a view."
         return no_update, no_update, no_update, no_update, no_update, note
-    points, width, title = answer
+    points, label, title = answer
     rows = [{"bucket": b.isoformat(), "value": v} for b, v in points]
     state = dict(zip(CONTROLS, (name, span, agg, field, bucket, view), strict=True))
     table = view == "table"
-    note = f"{len(points)} buckets of {width}" if points else "No events in this range."
+    note = f"{len(points)} buckets of {label}" if points else "No events in this range."
     return (
         series_figure(points, view, title),
         {"display": "none"} if table else {},
@@ -90,7 +90,7 @@ def export(_clicks, name, span, agg, field, bucket):
     answer = _series(name, span, agg, field, bucket)
     if isinstance(answer, str):
         return no_update
-    points, _width, title = answer
+    points, _label, title = answer
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["bucket", title])
@@ -99,7 +99,7 @@ def export(_clicks, name, span, agg, field, bucket):
 
 
 def _series(name, span, agg, field, bucket):
-    """Return (points, bucket width, title), or a message saying what to choose."""
+    """Return (points, bucket name, title), or a message saying what to choose."""
     dataset = _visible(name)
     if dataset is None:
         return "Choose a dataset."
@@ -107,13 +107,13 @@ def _series(name, span, agg, field, bucket):
         return "Choose a range and an aggregate."
     if agg != "count" and field not in numeric_fields(dataset):
         return "Choose a numeric field."
-    name = auto_bucket(PRESETS[span]) if bucket not in BUCKETS else bucket
-    width = BUCKETS[name]
+    label = auto_bucket(PRESETS[span]) if bucket not in BUCKETS else bucket
+    width = BUCKETS[label]
     end = datetime.now(UTC)
     measured = field if agg != "count" else None
     points = explore_series(dataset, measured, agg, width, end - PRESETS[span], end)
     title = f"{agg}({field})" if agg != "count" else "count of events"
-    return points, width, title
+    return points, label, title
 
 
 def _visible(name):

@@ -38,9 +38,14 @@ PUBLIC_ENDPOINTS = {
     "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>",
 }
 PUBLIC_ENDPOINT_PREFIXES = ("_dash_assets",)
-# Modules outside pages/ whose callbacks any signed-in user may call: Dash's own page router
-# (its output is the page layout, which is guarded itself) and the shell (theme, navigation).
-SHELL_CALLBACK_MODULES = {"dash.dash": Role.VIEWER, "app.components.shell": Role.VIEWER}
+# Modules outside pages/ whose callbacks have a rule of their own: Dash's own page router
+# (its output is the page layout, which is guarded itself) and the shell (theme, navigation)
+# for anyone signed in; saving a chart to a dashboard, offered on a viewer page, for analysts.
+SHELL_CALLBACK_MODULES = {
+    "dash.dash": Role.VIEWER,
+    "app.components.shell": Role.VIEWER,
+    "app.components.dashboard_save": Role.ANALYST,
+}
 # Messages a live hub client may send, and the role each needs (the dataset is checked too).
 HUB_MESSAGE_ROLES = {"subscribe": Role.VIEWER, "unsubscribe": Role.VIEWER}
 

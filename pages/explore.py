@@ -1,24 +1,21 @@
 import csv
 import io
-from datetime import UTC, datetime
 
 import dash
 from dash import Input, Output, State, callback, dcc, no_update
 from flask_login import current_user
 
-from app.access import find_visible_dataset, visible_datasets
+from app.access import visible_datasets
 from app.components.explore import (
-    AGGREGATES,
-    BUCKETS,
-    PRESETS,
     VIEWS,
-    auto_bucket,
+    chart_series,
     explore_page,
     permalink,
     series_figure,
     state_from_query,
+    visible_dataset,
 )
-from app.queries import explore_series, numeric_fields
+from app.queries import numeric_fields
 
 dash.register_page(
     __name__,
@@ -44,7 +41,7 @@ def layout(**query):
     State("explore-field", "value"),
 )
 def choose_field(name, chosen):
-    dataset = _visible(name)
+    dataset = visible_dataset(name)
     fields = numeric_fields(dataset) if dataset is not None else []
     return fields, chosen if chosen in fields else (fields[0] if fields else None)
 
@@ -60,7 +57,7 @@ def choose_field(name, chosen):
 )
 def draw(name, span, agg, field, bucket, view):
     """Chart the aggregate for the chosen range; the link beside it reproduces the view."""
-    answer = _series(name, span, agg, field, bucket)
+    answer = chart_series(name, span, agg, field, bucket)
     if isinstance(answer, str) or view not in VIEWS:
         note = answer if isinstance(answer, str) else "Choose a view."
         return no_update, no_update, no_update, no_update, no_update, note
@@ -87,7 +84,7 @@ def draw(name, span, agg, field, bucket, view):
 )
 def export(_clicks, name, span, agg, field, bucket):
     """Export what the chart shows, computed again on the server (never the browser's copy)."""
-    answer = _series(name, span, agg, field, bucket)
+    answer = chart_series(name, span, agg, field, bucket)
     if isinstance(answer, str):
         return no_update
     points, _label, title = answer
@@ -96,27 +93,3 @@ def export(_clicks, name, span, agg, field, bucket):
     writer.writerow(["bucket", title])
     writer.writerows((bucket_start.isoformat(), value) for bucket_start, value in points)
     return dcc.send_string(out.getvalue(), f"{name}-{agg}-{span}.csv")
-
-
-def _series(name, span, agg, field, bucket):
-    """Return (points, bucket name, title), or a message saying what to choose."""
-    dataset = _visible(name)
-    if dataset is None:
-        return "Choose a dataset."
-    if span not in PRESETS or agg not in AGGREGATES:
-        return "Choose a range and an aggregate."
-    if agg != "count" and field not in numeric_fields(dataset):
-        return "Choose a numeric field."
-    label = auto_bucket(PRESETS[span]) if bucket not in BUCKETS else bucket
-    width = BUCKETS[label]
-    end = datetime.now(UTC)
-    measured = field if agg != "count" else None
-    points = explore_series(dataset, measured, agg, width, end - PRESETS[span], end)
-    title = f"{agg}({field})" if agg != "count" else "count of events"
-    return points, label, title
-
-
-def _visible(name):
-    if not isinstance(name, str) or not name:
-        return None
-    return find_visible_dataset(current_user, name)

@@ -39,8 +39,15 @@ def test_upgrade_from_empty_creates_the_schema(fresh_database):
             "idempotency_keys",
             "api_tokens",
             "apscheduler_jobs",
+            "dashboards",
         ]
     )
+    functions = catalogue(
+        url,
+        "SELECT proname FROM pg_proc JOIN pg_namespace n ON n.oid = pronamespace "
+        "WHERE nspname = 'public' AND proname LIKE 'insightwave%'",
+    )
+    assert functions == ["insightwave_series", "insightwave_series_raw"]
     columns = catalogue(
         url, "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'"
     )

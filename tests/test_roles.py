@@ -73,6 +73,11 @@ CALLBACK_RULES = {
     "..explore-graph.figure...explore-graph.style...explore-table.rowData...explore-table.style"
     "...explore-link.href...explore-note.children..": Role.VIEWER,
     "explore-download.data": Role.VIEWER,
+    "explore-save-message.children": Role.ANALYST,
+    '{"index":["ALL"],"type":"dashboard-chart"}.figure': Role.VIEWER,
+    "dashboard-delete-confirm.displayed": Role.VIEWER,
+    "..dashboard-location.href...dashboard-message.children..": Role.VIEWER,
+    "..dashboard-tick.interval...dashboard-tick.disabled..": Role.VIEWER,
 }
 
 
@@ -103,6 +108,15 @@ def callback_body(dash_app, output, pathname="/"):
         {"id": item["id"], "property": item["property"], "value": None}
         for item in spec.get("state", [])
     ]
+    if output.startswith("{"):  # a pattern-matching output (ALL): no such component yet
+        outputs: list = []
+        return {
+            "output": output,
+            "outputs": outputs,
+            "inputs": inputs,
+            "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"],
+            "state": state,
+        }
     outputs = [
         {"id": part.split(".")[0], "property": part.split(".")[1]}
         for part in output.strip(".").split("...")

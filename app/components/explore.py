@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,6 +10,12 @@ import dash_ag_grid as dag
 import dash_mantine_components as dmc
 import plotly.graph_objects as go
 from dash import dcc
+from flask_login import current_user
+
+from app.access import find_visible_dataset
+from app.components.dashboard_save import save_controls
+from app.models import Dataset
+from app.queries import explore_series, numeric_fields
 
 PRESETS = {  # range name -> length
     "15m": timedelta(minutes=15),
@@ -82,6 +88,7 @@ def explore_page(datasets: list[str], state: dict[str, Any]) -> dmc.Stack:
                 ],
                 align="flex-start",
             ),
+            save_controls(),
             dmc.Group(
                 [
                     dmc.Anchor("Link to this view", id="explore-link", href="/explore", size="sm"),
@@ -125,3 +132,27 @@ def series_figure(points: list[tuple[Any, Any]], view: str, title: str) -> go.Fi
         margin={"l": 50, "r": 10, "t": 30, "b": 40}, height=420, title=title, uirevision=title
     )
     return figure
+
+
+def chart_series(name: Any, span: Any, agg: Any, field: Any, bucket: Any) -> Any:
+    """Return (points, bucket name, title), or a message saying what to choose."""
+    dataset = visible_dataset(name)
+    if dataset is None:
+        return "Choose a dataset."
+    if span not in PRESETS or agg not in AGGREGATES:
+        return "Choose a range and an aggregate."
+    if agg != "count" and field not in numeric_fields(dataset):
+        return "Choose a numeric field."
+    label = auto_bucket(PRESETS[span]) if bucket not in BUCKETS else bucket
+    width = BUCKETS[label]
+    end = datetime.now(UTC)
+    measured = field if agg != "count" else None
+    points = explore_series(dataset, measured, agg, width, end - PRESETS[span], end)
+    title = f"{agg}({field})" if agg != "count" else "count of events"
+    return points, label, title
+
+
+def visible_dataset(name: Any) -> Dataset | None:
+    if not isinstance(name, str) or not name:
+        return None
+    return find_visible_dataset(current_user, name)

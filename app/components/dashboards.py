@@ -1,0 +1,104 @@
+"""The dashboards page's pieces: the list, one dashboard's controls and its grid of charts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_mantine_components as dmc
+from dash import dcc
+
+from app.dashboards import RANGES, REFRESH_SECONDS
+from app.models import Dashboard
+
+
+def dashboard_list(dashboards: list[Dashboard]) -> dmc.Stack:
+    items = [
+        dmc.Group(
+            [
+                dmc.Anchor(found.name, href=f"/dashboards?id={found.id}"),
+                dmc.Badge(f"{len(found.spec.get('charts', []))} charts", variant="light"),
+            ]
+        )
+        for found in dashboards
+    ]
+    empty = dmc.Text(
+        "No dashboard yet: analysts save charts from Explore.", c="dimmed", id="dashboards-empty"
+    )
+    return dmc.Stack([dmc.Title("Dashboards", order=2), *(items or [empty])], id="dashboards-list")
+
+
+def dashboard_view(dashboard: Dashboard, may_change: bool, may_copy: bool) -> dmc.Stack:
+    spec = dashboard.spec
+    charts = spec.get("charts", [])
+    refresh = spec.get("refresh", 0)
+    return dmc.Stack(
+        [
+            dmc.Group(
+                [
+                    dmc.Title(dashboard.name, order=2, id="dashboard-title"),
+                    dmc.Group(
+                        [
+                            dmc.Select(
+                                id="dashboard-range",
+                                data=list(RANGES),
+                                value=spec.get("range", "24h"),
+                                w=100,
+                            ),
+                            dmc.Select(
+                                id="dashboard-refresh",
+                                data=[
+                                    {
+                                        "value": str(s),
+                                        "label": f"every {s} s" if s else "no refresh",
+                                    }
+                                    for s in REFRESH_SECONDS
+                                ],
+                                value=str(refresh),
+                                w=150,
+                            ),
+                            dmc.Button(
+                                "Duplicate",
+                                id="dashboard-duplicate",
+                                variant="light",
+                                display="inline-block" if may_copy else "none",
+                            ),
+                            dmc.Button(
+                                "Delete",
+                                id="dashboard-delete",
+                                color="red",
+                                variant="light",
+                                display="inline-block" if may_change else "none",
+                            ),
+                        ]
+                    ),
+                ],
+                justify="space-between",
+            ),
+            dmc.Text(id="dashboard-message", size="sm"),
+            dcc.ConfirmDialog(
+                id="dashboard-delete-confirm",
+                message=f"Delete the dashboard {dashboard.name!r}? This cannot be undone.",
+            ),
+            dcc.Location(id="dashboard-location", refresh=True),
+            dcc.Store(id="dashboard-id", data=dashboard.id),
+            dcc.Interval(
+                id="dashboard-tick", interval=max(refresh, 1) * 1000, disabled=not refresh
+            ),
+            dmc.SimpleGrid(
+                [
+                    dcc.Graph(
+                        id={"type": "dashboard-chart", "index": index},
+                        config={"displaylogo": False},
+                    )
+                    for index, _chart in enumerate(charts)
+                ],
+                cols={"base": 1, "lg": 2},
+            ),
+        ],
+        gap="md",
+    )
+
+
+def chart_title(chart: dict[str, Any]) -> str:
+    what = "count" if chart.get("agg") == "count" else f"{chart.get('agg')}({chart.get('field')})"
+    return f"{chart.get('dataset')}: {what}"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -127,7 +127,11 @@ def bucketed_series(
     field_name: str | None,
     filters: Sequence[Filter] = (),
 ) -> list[dict[str, Any]]:
-    """Aggregate events per time bucket (UTC) with a plain GROUP BY; empty buckets are absent."""
+    """Aggregate events per time bucket (UTC); empty buckets are absent.
+
+    Without filters the answer comes from the rollups (``insightwave_series``, equal to a
+    GROUP BY over the events); with filters, from a GROUP BY over the events.
+    """
     if bucket not in BUCKETS:
         raise QueryError(f"bucket is one of {', '.join(BUCKETS)}")
     function = AGGREGATES.get(agg)
@@ -143,6 +147,8 @@ def bucketed_series(
             raise QueryError(f"{field_name!r} is not a numeric field of {dataset.name}")
         params["measure"] = field_name
         measure = f"{function}({_number(':measure')})"
+    if not filters and span.start is not None and span.end is not None:
+        return _series_from_rollups(dataset, span.start, span.end, bucket, agg, field_name)
     params["bucket"] = bucket
     sql = (
         f"SELECT date_trunc(:bucket, ts, 'UTC') AS bucket, {measure} AS value "  # noqa: S608
@@ -151,6 +157,36 @@ def bucketed_series(
     rows = db.session.execute(text(sql), params).all()
     return [
         {"bucket": _iso(row.bucket), "value": None if row.value is None else float(row.value)}
+        for row in rows
+    ]
+
+
+BUCKET_WIDTHS = {
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+}
+ROLLUP_VALUES: dict[str, Callable[[Any], Any]] = {
+    "count": lambda row: row.n,
+    "sum": lambda row: row.total,
+    "avg": lambda row: row.total / row.n if row.n and row.total is not None else None,
+    "min": lambda row: row.minimum,
+    "max": lambda row: row.maximum,
+}
+SERIES_FROM_ROLLUPS = text(
+    "SELECT bucket, n, total, minimum, maximum "
+    "FROM insightwave_series(:dataset, :field, :bucket, :start, :end) ORDER BY bucket"
+)
+
+
+def _series_from_rollups(
+    dataset: Dataset, start: datetime, end: datetime, bucket: str, agg: str, field: str | None
+) -> list[dict[str, Any]]:
+    params = {"dataset": dataset.id, "field": field or "", "bucket": BUCKET_WIDTHS[bucket]}
+    rows = db.session.execute(SERIES_FROM_ROLLUPS, params | {"start": start, "end": end}).all()
+    value = ROLLUP_VALUES[agg]
+    return [
+        {"bucket": _iso(row.bucket), "value": None if value(row) is None else float(value(row))}
         for row in rows
     ]
 

@@ -68,10 +68,8 @@ def serve(host: str, port: int, demo: bool) -> None:
             _ensure_demo_job(url)
         hub = HubThread(build_hub(server))
         try:
-            server.config["HUB_PORT"] = hub.start()
-            click.echo(
-                f"Live hub listening on {config_hub_host(server)}:{server.config['HUB_PORT']}"
-            )
+            hub_port = server.config["HUB_PORT"] = hub.start()
+            click.echo(f"Live hub listening on {server.config['INSIGHTWAVE'].hub_host}:{hub_port}")
         except OSError as exc:
             raise click.ClickException(f"{exc} (set INSIGHTWAVE_HUB_PORT to a free port)") from exc
         background = start_background(url)
@@ -93,10 +91,6 @@ def hub() -> None:
             run_forever(build_hub(server))
         except OSError as exc:
             raise click.ClickException(f"the live hub cannot listen: {exc}") from exc
-
-
-def config_hub_host(server: Flask) -> str:
-    return str(server.config["INSIGHTWAVE"].hub_host)
 
 
 DEMO_DATASET = "demo_sensors"

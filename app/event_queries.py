@@ -182,13 +182,25 @@ SERIES_FROM_ROLLUPS = text(
 def _series_from_rollups(
     dataset: Dataset, start: datetime, end: datetime, bucket: str, agg: str, field: str | None
 ) -> list[dict[str, Any]]:
-    params = {"dataset": dataset.id, "field": field or "", "bucket": BUCKET_WIDTHS[bucket]}
-    rows = db.session.execute(SERIES_FROM_ROLLUPS, params | {"start": start, "end": end}).all()
-    value = ROLLUP_VALUES[agg]
+    points = rollup_series(dataset, field, BUCKET_WIDTHS[bucket], agg, start, end)
     return [
-        {"bucket": _iso(row.bucket), "value": None if value(row) is None else float(value(row))}
-        for row in rows
+        {"bucket": _iso(bucket), "value": None if value is None else float(value)}
+        for bucket, value in points
     ]
+
+
+def rollup_series(
+    dataset: Dataset, field: str | None, width: timedelta, agg: str, start: datetime, end: datetime
+) -> list[tuple[datetime, Any]]:
+    """Return (bucket start, value) of count/sum/avg/min/max per bucket, from the rollups.
+
+    ``field`` None counts events. ``insightwave_series`` reads the rollups for the whole
+    minutes or hours of the range and the events at its edges (equal to a GROUP BY).
+    """
+    params = {"dataset": dataset.id, "field": field or "", "bucket": width}
+    rows = db.session.execute(SERIES_FROM_ROLLUPS, params | {"start": start, "end": end})
+    value = ROLLUP_VALUES[agg]
+    return [(row.bucket, value(row)) for row in rows]
 
 
 def _where(

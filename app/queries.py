@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from app.event_queries import NUMERIC_TYPES, rollup_series
 from app.extensions import db
 from app.models import AuditEntry, Dataset, User
 
@@ -45,9 +46,6 @@ def recent_audit_rows(limit: int = 200) -> list[dict[str, Any]]:
     ]
 
 
-NUMERIC_TYPES = ("integer", "float")
-
-
 def numeric_fields(dataset: Dataset) -> list[str]:
     """Return the dataset's columns that can be plotted as numbers, in schema order."""
     return [column["name"] for column in dataset.columns if column["type"] in NUMERIC_TYPES]
@@ -83,12 +81,7 @@ def _last_id(dataset: Dataset) -> int:
     return int(found or 0)
 
 
-FAST_AGGREGATES = ("count", "sum", "avg", "min", "max")  # from rollups (insightwave_series)
-PERCENTILES = {"p50": 0.5, "p95": 0.95}  # need the events themselves
-SERIES_FROM_ROLLUPS = text(
-    "SELECT bucket, n, total, minimum, maximum "
-    "FROM insightwave_series(:dataset, :field, :bucket, :start, :end) ORDER BY bucket"
-)
+PERCENTILES = {"p50": 0.5, "p95": 0.95}  # need the events themselves, not the rollups
 SERIES_PERCENTILE = text(
     "SELECT date_bin(:bucket, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, "
     "percentile_cont(:fraction) WITHIN GROUP (ORDER BY v.value) AS value "
@@ -106,17 +99,8 @@ def explore_series(
 
     Count, sum, avg, min and max come from the rollups; the percentiles from the events.
     """
+    if agg not in PERCENTILES:
+        return rollup_series(dataset, field, bucket, agg, start, end)
     params = {"dataset": dataset.id, "field": field or "", "bucket": bucket}
-    params |= {"start": start, "end": end}
-    if agg in PERCENTILES:
-        rows = db.session.execute(SERIES_PERCENTILE, params | {"fraction": PERCENTILES[agg]})
-        return [(row.bucket, row.value) for row in rows]
-    picked: dict[str, Any] = {
-        "count": lambda r: r.n,
-        "sum": lambda r: r.total,
-        "avg": lambda r: r.total / r.n if r.n and r.total is not None else None,
-        "min": lambda r: r.minimum,
-        "max": lambda r: r.maximum,
-    }
-    value = picked[agg]
-    return [(row.bucket, value(row)) for row in db.session.execute(SERIES_FROM_ROLLUPS, params)]
+    params |= {"start": start, "end": end, "fraction": PERCENTILES[agg]}
+    return [(row.bucket, row.value) for row in db.session.execute(SERIES_PERCENTILE, params)]

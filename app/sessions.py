@@ -39,25 +39,36 @@ def load_session(token: str) -> User | None:
     """Return the user of a live session (not revoked, not expired, user active), or None."""
     if not token or len(token) > 128:
         return None
-    now = datetime.now(UTC)
-    row = db.session.execute(
-        select(UserSession, User)
-        .join(User, User.id == UserSession.user_id)
-        .where(
-            UserSession.id == _digest(token),
-            UserSession.revoked_at.is_(None),
-            UserSession.expires_at > now,
-            User.active,
-        )
-    ).first()
+    row = _live_session(_digest(token))
     if row is None:
         return None
     user_session, user = row
+    now = datetime.now(UTC)
     if now - user_session.last_seen_at > _TOUCH_EVERY:
         user_session.last_seen_at = now
         db.session.commit()
     user.session_id = token
     return user
+
+
+def session_holder(digest: str) -> User | None:
+    """Return the active user of the live session stored as ``digest`` (its SHA-256), or None."""
+    row = _live_session(digest)
+    return row[1] if row is not None else None
+
+
+def _live_session(digest: str) -> tuple[UserSession, User] | None:
+    row = db.session.execute(
+        select(UserSession, User)
+        .join(User, User.id == UserSession.user_id)
+        .where(
+            UserSession.id == digest,
+            UserSession.revoked_at.is_(None),
+            UserSession.expires_at > datetime.now(UTC),
+            User.active,
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 def revoke_session(token: str) -> None:

@@ -44,22 +44,37 @@ def user_for_token(token: str) -> User | None:
     """Return the active user a live token belongs to, or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
         return None
-    now = datetime.now(UTC)
-    row = db.session.execute(
-        select(ApiToken, User)
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None), User.active)
-    ).first()
+    row = _live_token(_digest(token))
     if row is None:
         return None
     api_token, user = row
-    if api_token.expires_at is not None and api_token.expires_at <= now:
-        return None
+    now = datetime.now(UTC)
     if api_token.last_used_at is None or now - api_token.last_used_at > _TOUCH_EVERY:
         api_token.last_used_at = now
         db.session.commit()
     user.session_id = None
     return user
+
+
+def token_holder(digest: str) -> User | None:
+    """Return the active user of the live API token stored as ``digest`` (its SHA-256)."""
+    row = _live_token(digest)
+    return row[1] if row is not None else None
+
+
+def _live_token(digest: str) -> tuple[ApiToken, User] | None:
+    """The token stored as ``digest`` and its user: not revoked, not expired, user active."""
+    row = db.session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None), User.active)
+    ).first()
+    if row is None:
+        return None
+    api_token, user = row
+    if api_token.expires_at is not None and api_token.expires_at <= datetime.now(UTC):
+        return None
+    return api_token, user
 
 
 def list_tokens(user: User) -> list[ApiToken]:

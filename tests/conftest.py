@@ -189,6 +189,17 @@ class AuthActions:
             create_user(email, role, password)
             db.session.remove()
 
+    def api_token(self, email: str, role: Role | str) -> str:
+        """Create a user with ``role`` and an API token of theirs; return the token."""
+        from app.tokens import create_token
+        from app.users import get_user
+
+        self.create(email, role)
+        with self._app.app_context():
+            token = create_token(get_user(email), "tests")
+            db.session.remove()
+        return token
+
     def csrf_token(self, path: str = "/login") -> str:
         page = self._client.get(path).get_data(as_text=True)
         match = CSRF_INPUT.search(page)

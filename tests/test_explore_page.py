@@ -72,13 +72,7 @@ def test_every_aggregate_matches_a_hand_computed_answer(app, sales, database_url
 
 def push_recent(app, auth) -> list[float]:
     """Push ten events over the last ten minutes and return their values."""
-    from app.tokens import create_token
-    from app.users import get_user
-
-    auth.create("pusher@example.com", Role.ANALYST)
-    with app.app_context():
-        token = create_token(get_user("pusher@example.com"), "explore")
-        db.session.remove()
+    token = auth.api_token("pusher@example.com", Role.ANALYST)
     now = datetime.now(UTC)
     values = [float(i) for i in range(10)]
     rows = [

@@ -22,14 +22,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from app.database import libpq_url
-from app.extensions import db
 from app.hub import HubThread
 from app.hub.access import HubAccess
 from app.hub.hub import HubSettings, LiveHub
 from app.hub.protocol import CLIENT_TYPES, HUB_TYPES, schema, validator
 from app.hub.tokens import SALT
-from app.tokens import create_token
-from app.users import get_user
 from bench.live_clients import masked_text_frame, raw_websocket
 from tests.conftest import wait_for
 
@@ -64,13 +61,9 @@ def hub(make_hub) -> LiveHub:
 
 
 @pytest.fixture
-def bearer(app, auth) -> dict[str, str]:
+def bearer(auth) -> dict[str, str]:
     """An analyst's API token, to push rows with."""
-    auth.create("pusher@example.com", "analyst")
-    with app.app_context():
-        token = create_token(get_user("pusher@example.com"), "hub tests")
-        db.session.remove()
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {auth.api_token('pusher@example.com', 'analyst')}"}
 
 
 def push(client, bearer, rows, dataset="sensors") -> dict[str, Any]:

@@ -11,13 +11,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from websockets.sync.client import connect
 
-from app.extensions import db
 from app.hub import HubThread
 from app.hub.access import HubAccess
 from app.hub.hub import HubSettings, LiveHub
 from app.hub.protocol import validator
-from app.tokens import create_token
-from app.users import get_user
 from tests.test_browser import WAIT, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
@@ -61,10 +58,7 @@ def hubs(app) -> Iterator[Hubs]:
 
 @pytest.fixture
 def pusher(app, auth):
-    auth.create("pusher@example.com", "analyst")
-    with app.app_context():
-        token = create_token(get_user("pusher@example.com"), "live page tests")
-        db.session.remove()
+    token = auth.api_token("pusher@example.com", "analyst")
     client = app.test_client()
 
     def push(values: list[float], dataset: str = "plant") -> None:

@@ -8,16 +8,16 @@ inside an app context.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from flask import Flask
-from sqlalchemy import select
 
 from app.access import find_visible_dataset
 from app.extensions import db
 from app.guard import hub_message_role
 from app.hub.tokens import LiveClaims
-from app.models import ApiToken, Role, User, UserSession
+from app.models import Role, User
+from app.sessions import session_holder
+from app.tokens import token_holder
 
 
 @dataclass(frozen=True)
@@ -68,30 +68,11 @@ class HubAccess:
 
 
 def _holder(claims: LiveClaims) -> User | None:
-    now = datetime.now(UTC)
+    """The user of the session or API token the claims stand on, if it still holds."""
     if claims.session_hash is not None:
-        query = (
-            select(User)
-            .join(UserSession, UserSession.user_id == User.id)
-            .where(
-                UserSession.id == claims.session_hash,
-                UserSession.revoked_at.is_(None),
-                UserSession.expires_at > now,
-            )
-        )
+        user = session_holder(claims.session_hash)
     elif claims.api_token_hash is not None:
-        query = (
-            select(User)
-            .join(ApiToken, ApiToken.user_id == User.id)
-            .where(
-                ApiToken.token_hash == claims.api_token_hash,
-                ApiToken.revoked_at.is_(None),
-                (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
-            )
-        )
+        user = token_holder(claims.api_token_hash)
     else:
         return None
-    user: User | None = db.session.scalars(
-        query.where(User.id == claims.user_id, User.active)
-    ).first()
-    return user
+    return user if user is not None and user.id == claims.user_id else None

@@ -127,7 +127,8 @@ class DatasetList(BaseModel):
 
 
 FILTER_HELP = (
-    "Repeatable `field:op:value`. Operators: numbers eq, ne, lt, lte, gt, gte, in; "
+    "Repeatable `field:op:value`. Operators: numbers eq, ne, lt, lte, gt, gte, in, "
+    "between (`low,high`, both included); "
     "text and timestamps eq, ne, contains (case-insensitive), in; booleans eq, ne. "
     "`in` takes comma-separated values. Field names come from the dataset's columns."
 )

@@ -11,14 +11,17 @@ from typing import Any
 from sqlalchemy import select
 
 from app import audit
+from app.charts import PRESETS, Chart
 from app.extensions import db
 from app.models import Dashboard, Role, User
 
-CHART_KEYS = ("dataset", "agg", "field", "bucket", "view")
-RANGES = ("15m", "1h", "24h", "7d", "30d")
+RANGES = tuple(PRESETS)
 REFRESH_SECONDS = (0, 10, 30, 60, 300)
 MAX_CHARTS = 24
 MAX_NAME = 100
+LIVE_WINDOWS = (200, 500, 1000, 5000)
+MAX_LIVE_FIELDS = 4
+WIDTHS = (6, 12)  # of the dashboard grid's 12 columns: half or full
 
 
 class DashboardError(ValueError):
@@ -58,10 +61,67 @@ def add_chart(user: User, name: object, chart: dict[str, Any]) -> Dashboard:
     charts = list(dashboard.spec.get("charts", []))
     if len(charts) >= MAX_CHARTS:
         raise DashboardError(f"a dashboard holds at most {MAX_CHARTS} charts")
-    charts.append({key: chart.get(key) for key in CHART_KEYS})
+    charts.append(chart_spec(chart))
     dashboard.spec = {**dashboard.spec, "charts": charts}
     db.session.commit()
     return dashboard
+
+
+def chart_spec(raw: dict[str, Any]) -> dict[str, Any]:
+    """What a dashboard keeps of a chart: a historical chart (its range is the dashboard's)
+    or a live one (a dataset's newest points, pushed by the hub)."""
+    width = raw.get("width") if raw.get("width") in WIDTHS else 6
+    if raw.get("kind") == "live":
+        fields = raw.get("fields")
+        window = raw.get("window")
+        if not isinstance(raw.get("dataset"), str) or not isinstance(fields, list):
+            raise DashboardError("a live chart needs a dataset and its fields")
+        if (
+            not fields
+            or len(fields) > MAX_LIVE_FIELDS
+            or not all(isinstance(name, str) and name for name in fields)
+        ):
+            raise DashboardError(f"a live chart shows 1 to {MAX_LIVE_FIELDS} fields")
+        if window not in LIVE_WINDOWS:
+            raise DashboardError(f"a live chart keeps {', '.join(map(str, LIVE_WINDOWS))} points")
+        return {
+            "kind": "live",
+            "dataset": raw["dataset"],
+            "fields": fields,
+            "window": window,
+            "width": width,
+        }
+    chart = Chart.from_mapping(raw).as_dict()
+    for key in ("range", "start", "end"):
+        chart.pop(key)
+    return {"kind": "historical", **chart, "width": width}
+
+
+def historical_chart(spec: dict[str, Any], span: str) -> Chart:
+    """A saved historical chart over the dashboard's range."""
+    return Chart.from_mapping(spec).over(span if span in RANGES else "24h")
+
+
+def arrange(user: User, dashboard: Dashboard, index: object, action: object) -> None:
+    """Move a chart earlier or later, make it wide or narrow, or remove it."""
+    if not may_change(user, dashboard):
+        raise DashboardError("only its owner or an admin arranges a dashboard")
+    charts = list(dashboard.spec.get("charts", []))
+    if not isinstance(index, int) or not 0 <= index < len(charts):
+        raise DashboardError("that chart is not on the dashboard")
+    if action == "earlier" and index > 0:
+        charts[index - 1], charts[index] = charts[index], charts[index - 1]
+    elif action == "later" and index < len(charts) - 1:
+        charts[index + 1], charts[index] = charts[index], charts[index + 1]
+    elif action == "resize":
+        charts[index] = {**charts[index], "width": 6 if charts[index].get("width") == 12 else 12}
+    elif action == "remove":
+        charts.pop(index)
+    elif action not in ("earlier", "later"):
+        raise DashboardError(f"no such change: {action!r}")
+    dashboard.spec = {**dashboard.spec, "charts": charts}
+    audit.record("dashboard.arrange", user, dashboard.name, change=str(action), chart=index)
+    db.session.commit()
 
 
 def duplicate(user: User, dashboard: Dashboard) -> Dashboard:

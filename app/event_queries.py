@@ -22,8 +22,8 @@ from app.models import Dataset
 
 NUMERIC_TYPES = frozenset({"integer", "float"})
 OPERATORS: dict[str, frozenset[str]] = {
-    "integer": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in"}),
-    "float": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in"}),
+    "integer": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "between"}),
+    "float": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "between"}),
     "text": frozenset({"eq", "ne", "contains", "in"}),
     "timestamp": frozenset({"eq", "ne", "contains", "in"}),
     "boolean": frozenset({"eq", "ne"}),
@@ -234,7 +234,11 @@ def _condition(
     params: dict[str, Any] = {name: condition.field}
     if kind in NUMERIC_TYPES:
         left = _number(f":{name}")
-        params[value] = _parse_numbers(condition)
+        numbers = _parse_numbers(condition)
+        if isinstance(numbers, list) and condition.op == "between":
+            params[f"{value}_low"], params[f"{value}_high"] = numbers
+        else:
+            params[value] = numbers
     elif kind == "boolean":
         left = f"(payload -> :{name})"
         params[value] = _parse_boolean(condition.value)
@@ -245,6 +249,8 @@ def _condition(
         params[value] = _parse_texts(condition)
     if condition.op == "contains":
         return f"strpos(lower({left}), lower(:{value})) > 0", params
+    if condition.op == "between":
+        return f"{left} BETWEEN :{value}_low AND :{value}_high", params
     if condition.op == "in":
         cast = "float8[]" if kind in NUMERIC_TYPES else "text[]"
         return f"{left} = ANY(CAST(:{value} AS {cast}))", params
@@ -260,16 +266,20 @@ def _number(field_param: str) -> str:
 
 
 def _parse_numbers(condition: Filter) -> float | list[float]:
-    parts = condition.value.split(",") if condition.op == "in" else [condition.value]
+    parts = condition.value.split(",") if condition.op in {"in", "between"} else [condition.value]
     if condition.op == "in" and len(parts) > MAX_IN_VALUES:
         raise QueryError(f"'in' takes at most {MAX_IN_VALUES} values")
+    if condition.op == "between" and len(parts) != 2:
+        raise QueryError(f"'between' takes two numbers, low,high: {condition.value!r}")
     try:
         numbers = [float(part) for part in parts]
     except ValueError as exc:
         raise QueryError(f"{condition.field!r} is numeric: {condition.value!r}") from exc
     if any(number != number or number in (float("inf"), float("-inf")) for number in numbers):
         raise QueryError(f"{condition.field!r} takes finite numbers")
-    return numbers if condition.op == "in" else numbers[0]
+    if condition.op == "between" and numbers[0] > numbers[1]:
+        raise QueryError(f"'between' takes the lower number first: {condition.value!r}")
+    return numbers if condition.op in {"in", "between"} else numbers[0]
 
 
 def _parse_texts(condition: Filter) -> str | list[str]:
@@ -290,3 +300,89 @@ def _parse_boolean(raw: str) -> bool:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
+
+
+PERCENTILES = {"p50": 0.5, "p95": 0.95}
+CHART_AGGREGATES = (*AGGREGATES, *PERCENTILES)
+MAX_GROUPS = 20
+
+
+@dataclass
+class Series:
+    """One line of a chart: (bucket start, value) points of one group, or of every event.
+
+    ``group`` is the group's value as text (None for events without one, or when the chart
+    is not grouped); ``other`` marks the line that gathers every group beyond the top N.
+    """
+
+    group: str | None = None
+    other: bool = False
+    points: list[tuple[datetime, float | None]] = field(default_factory=list)
+
+
+def chart_series(
+    dataset: Dataset,
+    span: TimeRange,
+    width: timedelta,
+    agg: str,
+    field_name: str | None,
+    filters: Sequence[Filter] = (),
+    group_by: str | None = None,
+    top: int = 5,
+) -> list[Series]:
+    """Aggregate per ``width`` bucket (binned from 2000-01-01 UTC), optionally per group.
+
+    Grouped, the ``top`` groups with the most events in the range get a line each and the
+    rest one ``other`` line. Count, sum, avg, min and max without filters or groups come
+    from the rollups; everything else from the events (the answers are equal).
+    """
+    if agg not in CHART_AGGREGATES:
+        raise QueryError(f"agg is one of {', '.join(CHART_AGGREGATES)}")
+    if span.start is None or span.end is None:
+        raise QueryError("a chart needs a start and an end")
+    types = column_types(dataset)
+    if agg != "count" and types.get(field_name or "") not in NUMERIC_TYPES:
+        raise QueryError(f"{agg} needs a numeric field of {dataset.name}")
+    measured = field_name if agg != "count" else None
+    if group_by is None and not filters and agg in AGGREGATES:
+        points = rollup_series(dataset, measured, width, agg, span.start, span.end)
+        return [Series(points=[(bucket, _float(value)) for bucket, value in points])]
+    where, params = _where(dataset, span, filters)
+    params |= {"width": width, "measure": measured or ""}
+    if agg == "count":
+        measure = "count(*)"
+    elif agg in PERCENTILES:
+        params["fraction"] = PERCENTILES[agg]
+        measure = f"percentile_cont(:fraction) WITHIN GROUP (ORDER BY {_number(':measure')})"
+    else:
+        measure = f"{AGGREGATES[agg]}({_number(':measure')})"
+    bucket = "date_bin(:width, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+    scoped = "SELECT ts, payload FROM events WHERE " + " AND ".join(where)  # noqa: S608
+    if group_by is None:
+        sql = f"SELECT {bucket} AS bucket, false AS other, NULL AS grp, {measure} AS value "
+        sql += f"FROM ({scoped}) AS scoped GROUP BY 1 ORDER BY 1"
+    else:
+        if group_by not in types:
+            raise QueryError(f"no field {group_by!r}; fields: {', '.join(types)}")
+        if not 1 <= top <= MAX_GROUPS:
+            raise QueryError(f"top is 1 to {MAX_GROUPS}")
+        params |= {"group": group_by, "top": top}
+        sql = (
+            f"WITH scoped AS MATERIALIZED ({scoped}), "  # noqa: S608 (constant fragments)
+            "top AS (SELECT payload ->> :group AS grp FROM scoped "
+            "GROUP BY 1 ORDER BY count(*) DESC, 1 NULLS LAST LIMIT :top), "
+            "labelled AS (SELECT ts, payload, NOT EXISTS (SELECT 1 FROM top "
+            "WHERE top.grp IS NOT DISTINCT FROM scoped.payload ->> :group) AS other, "
+            "payload ->> :group AS grp FROM scoped) "
+            f"SELECT {bucket} AS bucket, other, CASE WHEN other THEN NULL ELSE grp END AS grp, "
+            f"{measure} AS value FROM labelled GROUP BY 1, 2, 3 ORDER BY 2, 3 NULLS LAST, 1"
+        )
+    lines: dict[tuple[bool, str | None], Series] = {}
+    for row in db.session.execute(text(sql), params):
+        line = lines.setdefault((row.other, row.grp), Series(group=row.grp, other=row.other))
+        line.points.append((row.bucket, _float(row.value)))
+    return list(lines.values())
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)

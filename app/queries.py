@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import select, text
 
-from app.event_queries import NUMERIC_TYPES, rollup_series
+from app.event_queries import NUMERIC_TYPES
 from app.extensions import db
 from app.models import AuditEntry, Dataset, User
 
@@ -79,28 +79,3 @@ def _last_id(dataset: Dataset) -> int:
         {"dataset": dataset.id},
     ).scalar()
     return int(found or 0)
-
-
-PERCENTILES = {"p50": 0.5, "p95": 0.95}  # need the events themselves, not the rollups
-SERIES_PERCENTILE = text(
-    "SELECT date_bin(:bucket, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, "
-    "percentile_cont(:fraction) WITHIN GROUP (ORDER BY v.value) AS value "
-    "FROM events CROSS JOIN LATERAL (SELECT CASE WHEN jsonb_typeof(payload -> :field) = 'number' "
-    "THEN (payload ->> :field)::double precision END AS value) AS v "
-    "WHERE dataset_id = :dataset AND ts >= :start AND ts < :end AND v.value IS NOT NULL "
-    "GROUP BY 1 ORDER BY 1"
-)
-
-
-def explore_series(
-    dataset: Dataset, field: str | None, agg: str, bucket: timedelta, start: datetime, end: datetime
-) -> list[tuple[datetime, float | None]]:
-    """Return (bucket start, value) of ``agg`` over ``field`` (None: count events) per bucket.
-
-    Count, sum, avg, min and max come from the rollups; the percentiles from the events.
-    """
-    if agg not in PERCENTILES:
-        return rollup_series(dataset, field, bucket, agg, start, end)
-    params = {"dataset": dataset.id, "field": field or "", "bucket": bucket}
-    params |= {"start": start, "end": end, "fraction": PERCENTILES[agg]}
-    return [(row.bucket, row.value) for row in db.session.execute(SERIES_PERCENTILE, params)]

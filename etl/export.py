@@ -13,7 +13,12 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise(cell: object) -> str:
-    """Prefix a cell that a spreadsheet would run as a formula with an apostrophe (OWASP)."""
+    """Prefix a cell that a spreadsheet would run as a formula with an apostrophe (OWASP).
+
+    Numbers stay numbers: ``-3.5`` is a value, not a formula.
+    """
+    if isinstance(cell, int | float) and not isinstance(cell, bool):
+        return str(cell)
     text = "" if cell is None else str(cell)
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 

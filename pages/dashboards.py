@@ -1,18 +1,24 @@
+import time
+
 import dash
 import plotly.graph_objects as go
 from dash import ALL, Input, Output, State, callback, no_update
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
+from app.access import find_visible_dataset
+from app.charts import QueryError, answer
 from app.components.dashboards import chart_title, dashboard_list, dashboard_view
-from app.components.explore import chart_series, series_figure
+from app.components.explore import answer_figure
 from app.dashboards import (
     RANGES,
     REFRESH_SECONDS,
     DashboardError,
+    arrange,
     delete,
     duplicate,
     get_dashboard,
+    historical_chart,
     list_dashboards,
     may_change,
 )
@@ -43,23 +49,56 @@ def layout(id=None, **_query):
     State("dashboard-id", "data"),
 )
 def draw(span, _tick, dashboard_id):
-    """Draw every chart over the dashboard's range; a chart of a hidden dataset says so."""
+    """Draw every historical chart over the dashboard's range; a hidden dataset says so."""
     dashboard = get_dashboard(dashboard_id)
     if dashboard is None or span not in RANGES:
         raise PreventUpdate  # a wildcard output takes a list, not no_update
-    figures = []
-    for chart in dashboard.spec.get("charts", []):
-        answer = chart_series(
-            chart.get("dataset"), span, chart.get("agg"), chart.get("field"), chart.get("bucket")
-        )
-        if isinstance(answer, str):
-            figure = go.Figure()
-            figure.update_layout(title=f"{chart.get('dataset')}: not available to you")
-        else:
-            points, _bucket, _title = answer
-            figure = series_figure(points, chart.get("view") or "line", chart_title(chart))
-        figures.append(figure)
-    return figures
+    charts = dashboard.spec.get("charts", [])
+    indices = [output["id"]["index"] for output in dash.ctx.outputs_list]
+    return [chart_figure(charts[i] if 0 <= i < len(charts) else {}, span) for i in indices]
+
+
+def chart_figure(spec, span) -> go.Figure:
+    chart = historical_chart(spec, span)
+    dataset = find_visible_dataset(current_user, chart.dataset) if chart.dataset else None
+    if dataset is None:
+        return message_figure(f"{chart.dataset}: not available to you")
+    try:
+        found = answer(chart, dataset)
+    except QueryError as exc:
+        return message_figure(f"{chart_title(spec)}: {exc}")
+    figure = answer_figure(found, chart.view, chart.group is not None)
+    figure.update_layout(title=chart_title(spec), height=360)
+    return figure
+
+
+def message_figure(text) -> go.Figure:
+    figure = go.Figure()
+    figure.update_layout(title=text, height=360, xaxis={"visible": False}, yaxis={"visible": False})
+    return figure
+
+
+@callback(
+    Output("dashboard-reload", "href"),
+    Output("dashboard-message", "children", allow_duplicate=True),
+    Input({"type": "dashboard-arrange", "index": ALL, "action": ALL}, "n_clicks"),
+    State("dashboard-id", "data"),
+    prevent_initial_call=True,
+)
+def rearrange(clicks, dashboard_id):
+    """Move, resize or remove a chart (its owner or an admin), then show the new grid."""
+    trigger = dash.ctx.triggered_id
+    if not isinstance(trigger, dict) or not any(clicks):
+        raise PreventUpdate
+    dashboard = get_dashboard(dashboard_id)
+    if dashboard is None:
+        return no_update, "That dashboard is gone."
+    try:
+        arrange(current_user, dashboard, trigger.get("index"), trigger.get("action"))
+    except DashboardError as exc:
+        return no_update, str(exc).capitalize() + "."
+    # A new address each time, so the page reloads with the new grid.
+    return f"/dashboards?id={dashboard.id}&arranged={time.time_ns()}", ""
 
 
 @callback(

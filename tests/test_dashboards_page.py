@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
+import psycopg
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from app.dashboards import DashboardError, add_chart
+from app.database import libpq_url
 from app.extensions import db
-from app.models import Dashboard, Role
+from app.models import Dashboard, Role, User
 from tests.test_browser import WAIT, screenshot, sign_in, wait_for
 from tests.test_explore_page import push_recent
 from tests.test_jobs_page import call
+from tests.test_roles import csrf_header
 
 CHART = {
     "explore-save.n_clicks": 1,
@@ -104,3 +110,152 @@ def test_a_chart_built_on_explore_is_saved_and_opened_by_a_viewer(driver, base_u
     )
     assert not driver.find_element(By.ID, "dashboard-delete").is_displayed()
     screenshot(driver, "dashboard-viewer.png")
+
+
+def saved_charts(app, name="Ops") -> list[dict]:
+    with app.app_context():
+        spec = db.session.query(Dashboard).filter_by(name=name).one().spec
+        db.session.remove()
+    return spec["charts"]
+
+
+def dashboard_id(app, name="Ops") -> int:
+    with app.app_context():
+        found = db.session.query(Dashboard).filter_by(name=name).one().id
+        db.session.remove()
+    return found
+
+
+def arrange(client, dash_app, board: int, index: int, action: str, count: int):
+    """Click one arrangement button, as the browser posts the ALL-pattern callback."""
+    output = next(key for key in dash_app.callback_map if "dashboard-reload.href" in key)
+    buttons = [
+        {
+            "id": {"type": "dashboard-arrange", "index": i, "action": a},
+            "property": "n_clicks",
+            "value": 1 if (i, a) == (index, action) else None,
+        }
+        for i in range(count)
+        for a in ("earlier", "later", "resize", "remove")
+    ]
+    changed = json.dumps(
+        {"action": action, "index": index, "type": "dashboard-arrange"}, separators=(",", ":")
+    )
+    body = {
+        "output": output,
+        "outputs": [
+            {"id": "dashboard-reload", "property": "href"},
+            {"id": "dashboard-message", "property": "children"},
+        ],
+        "inputs": [buttons],
+        "changedPropIds": [f"{changed}.n_clicks"],
+        "state": [{"id": "dashboard-id", "property": "data", "value": board}],
+    }
+    return client.post("/_dash-update-component", json=body, headers=csrf_header(client))
+
+
+def draw(client, dash_app, board: int, indices: list[int], span="1h"):
+    output = next(key for key in dash_app.callback_map if "dashboard-chart" in key)
+    body = {
+        "output": output,
+        "outputs": [
+            {"id": {"type": "dashboard-chart", "index": i}, "property": "figure"} for i in indices
+        ],
+        "inputs": [
+            {"id": "dashboard-range", "property": "value", "value": span},
+            {"id": "dashboard-tick", "property": "n_intervals", "value": None},
+        ],
+        "changedPropIds": ["dashboard-range.value"],
+        "state": [{"id": "dashboard-id", "property": "data", "value": board}],
+    }
+    response = client.post("/_dash-update-component", json=body, headers=csrf_header(client))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["response"]
+
+
+def test_the_owner_arranges_the_grid_and_others_may_not(app, client, dash_app, auth):
+    push_recent(app, auth)
+    auth.login_as(Role.ANALYST)
+    for agg in ("sum", "max", "count"):
+        call(client, dash_app, "explore-save-message.children", {**CHART, "explore-agg.value": agg})
+    board = dashboard_id(app)
+    assert [c["agg"] for c in saved_charts(app)] == ["sum", "max", "count"]
+    reload = arrange(client, dash_app, board, 0, "later", 3).get_json()["response"]
+    assert reload["dashboard-reload"]["href"].startswith(f"/dashboards?id={board}&")
+    assert [c["agg"] for c in saved_charts(app)] == ["max", "sum", "count"]
+    arrange(client, dash_app, board, 2, "earlier", 3)
+    assert [c["agg"] for c in saved_charts(app)] == ["max", "count", "sum"]
+    arrange(client, dash_app, board, 1, "resize", 3)
+    assert [c["width"] for c in saved_charts(app)] == [6, 12, 6]
+    arrange(client, dash_app, board, 0, "remove", 3)
+    assert [c["agg"] for c in saved_charts(app)] == ["count", "sum"]
+    auth.logout()
+    for role in (Role.VIEWER, Role.ANALYST):
+        auth.create(f"{role.value}2@example.com", role)
+        auth.login(f"{role.value}2@example.com")
+        refused = arrange(client, dash_app, board, 0, "remove", 2).get_json()["response"]
+        assert "owner or an admin" in refused["dashboard-message"]["children"]
+        auth.logout()
+    assert [c["agg"] for c in saved_charts(app)] == ["count", "sum"]
+
+
+def test_a_saved_chart_keeps_its_group_and_filters(app, client, dash_app, auth):
+    push_recent(app, auth)  # tank: level 0..9 over the last ten minutes
+    auth.login_as(Role.ANALYST)
+    grouped = {
+        **CHART,
+        "explore-group.value": "level",
+        "explore-top.value": 3,
+        "explore-filters.value": ["level:between:2,7"],
+        "explore-agg.value": "count",
+    }
+    call(client, dash_app, "explore-save-message.children", grouped)
+    (chart,) = saved_charts(app)
+    assert (chart["kind"], chart["group"], chart["top"], chart["filters"]) == (
+        "historical",
+        "level",
+        3,
+        ["level:between:2,7"],
+    )
+    assert "range" not in chart and "start" not in chart
+    traces = draw(client, dash_app, dashboard_id(app), [0])
+    (found,) = traces.values()
+    data = found["figure"]["data"]
+    assert [trace["name"] for trace in data] == ["2.0", "3.0", "4.0", "other"]
+    assert sum(sum(trace["y"]) for trace in data) == 6  # levels 2..7
+
+
+def test_a_chart_of_a_dataset_the_viewer_may_not_see_says_so(
+    app, client, dash_app, auth, database_url
+):
+    push_recent(app, auth)
+    auth.login_as(Role.ANALYST)
+    call(client, dash_app, "explore-save-message.children", CHART)
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        conn.execute("UPDATE datasets SET visibility = 'restricted' WHERE name = 'tank'")
+    auth.logout()
+    auth.login_as(Role.VIEWER)
+    (found,) = draw(client, dash_app, dashboard_id(app), [0]).values()
+    assert found["figure"]["layout"]["title"]["text"] == "tank: not available to you"
+    assert not found["figure"]["data"]
+
+
+@pytest.mark.parametrize(
+    "chart",
+    [
+        {"kind": "live", "dataset": "tank", "fields": [], "window": 500},
+        {"kind": "live", "dataset": "tank", "fields": ["a", "b", "c", "d", "e"], "window": 500},
+        {"kind": "live", "dataset": "tank", "fields": ["level"], "window": 7},
+        {"kind": "live", "dataset": None, "fields": ["level"], "window": 500},
+        {"kind": "live", "dataset": "tank", "fields": "level", "window": 500},
+    ],
+)
+def test_a_malformed_live_chart_is_refused(app, auth, chart):
+    auth.create("ana2@example.com", Role.ANALYST)
+    with app.app_context():
+        analyst = db.session.query(User).filter_by(email="ana2@example.com").one()
+        with pytest.raises(DashboardError):
+            add_chart(analyst, "Ops", chart)
+        db.session.rollback()
+        db.session.remove()
+    assert dashboards(app) == []

@@ -105,6 +105,8 @@ FILTERS = [
     ("aapl_open:gte:132.940002", lambda r: r["open"] >= 132.940002),
     ("aapl_open:in:127.489998,127.629997,1", lambda r: r["open"] in {127.489998, 127.629997}),
     ("aapl_volume:gte:80000000", lambda r: r["volume"] >= 80_000_000),
+    ("aapl_open:between:95,100", lambda r: 95 <= r["open"] <= 100),
+    ("aapl_open:between:127.489998,127.489998", lambda r: r["open"] == 127.489998),
     ("aapl_volume:eq:63152400", lambda r: r["volume"] == 63_152_400),
     ("direction:eq:Decreasing", lambda r: r["direction"] == "Decreasing"),
     ("direction:ne:Decreasing", lambda r: r["direction"] != "Decreasing"),
@@ -279,6 +281,10 @@ BAD_EVENTS = [
     {"filter": "direction:lt:x"},
     {"filter": "no operator"},
     {"filter": "aapl_open:in:" + ",".join(["1"] * 101)},
+    {"filter": "aapl_open:between:100,95"},
+    {"filter": "aapl_open:between:95"},
+    {"filter": "aapl_open:between:1,2,3"},
+    {"filter": "direction:between:a,b"},
     {"cursor": "not a cursor"},
     {"cursor": "WyJ4IiwgMV0"},  # ["x", 1]
     {"cursor": "WyIyMDE2LTAxLTAxIiwgMTAwMDAwMDAwMDAwMDAwMDAwMDAwMDBd"},  # an id past bigint

@@ -13,6 +13,7 @@ from dash import Input, Output, State, callback
 from flask_login import current_user
 
 from app.access import find_visible_dataset
+from app.charts import CHART_KEYS, Chart
 from app.dashboards import DashboardError, add_chart, list_dashboards
 from app.guard import can_access
 from app.models import Role
@@ -38,21 +39,15 @@ def save_controls() -> Any:
     Output("explore-save-message", "children"),
     Input("explore-save", "n_clicks"),
     State("explore-save-name", "value"),
-    State("explore-dataset", "value"),
-    State("explore-agg", "value"),
-    State("explore-field", "value"),
-    State("explore-bucket", "value"),
-    State("explore-view", "value"),
+    *(State(f"explore-{key}", "value") for key in CHART_KEYS),
     prevent_initial_call=True,
 )
-def save(
-    _clicks: Any, name: Any, dataset: Any, agg: Any, field: Any, bucket: Any, view: Any
-) -> Any:
-    if not isinstance(dataset, str) or find_visible_dataset(current_user, dataset) is None:
+def save(_clicks: Any, name: Any, *values: Any) -> Any:
+    chart = Chart.from_mapping(dict(zip(CHART_KEYS, values, strict=True)))
+    if chart.dataset is None or find_visible_dataset(current_user, chart.dataset) is None:
         return "Choose a dataset first."
-    chart = {"dataset": dataset, "agg": agg, "field": field, "bucket": bucket, "view": view}
     try:
-        dashboard = add_chart(current_user, name, chart)
+        dashboard = add_chart(current_user, name, chart.as_dict())
     except DashboardError as exc:
         return str(exc).capitalize() + "."
     return dmc.Anchor(f"Saved to {dashboard.name}", href=f"/dashboards?id={dashboard.id}")

@@ -80,25 +80,86 @@ def dashboard_view(dashboard: Dashboard, may_change: bool, may_copy: bool) -> dm
                 message=f"Delete the dashboard {dashboard.name!r}? This cannot be undone.",
             ),
             dcc.Location(id="dashboard-location", refresh=True),
+            dcc.Location(id="dashboard-reload", refresh=True),
             dcc.Store(id="dashboard-id", data=dashboard.id),
             dcc.Interval(
                 id="dashboard-tick", interval=max(refresh, 1) * 1000, disabled=not refresh
             ),
-            dmc.SimpleGrid(
+            dmc.Grid(
                 [
-                    dcc.Graph(
-                        id={"type": "dashboard-chart", "index": index},
-                        config={"displaylogo": False},
+                    dmc.GridCol(
+                        chart_card(index, chart, may_change),
+                        span={"base": 12, "lg": chart.get("width", 6)},
                     )
-                    for index, _chart in enumerate(charts)
+                    for index, chart in enumerate(charts)
                 ],
-                cols={"base": 1, "lg": 2},
+                gutter="md",
             ),
         ],
         gap="md",
     )
 
 
+ARRANGE = (  # (action, label, tooltip)
+    ("earlier", "←", "Move earlier"),
+    ("later", "→", "Move later"),
+    ("resize", "↔", "Wide or narrow"),
+    ("remove", "✕", "Remove from the dashboard"),
+)
+
+
+def chart_card(index: int, chart: dict[str, Any], may_change: bool) -> dmc.Paper:
+    """One chart of the grid, with its owner's arrangement buttons."""
+    buttons = [
+        dmc.Tooltip(
+            dmc.ActionIcon(
+                label,
+                id={"type": "dashboard-arrange", "index": index, "action": action},
+                variant="subtle",
+                size="sm",
+                **{"aria-label": tip},
+            ),
+            label=tip,
+        )
+        for action, label, tip in ARRANGE
+    ]
+    kind = "live" if chart.get("kind") == "live" else "historical"
+    header = dmc.Group(
+        [
+            dmc.Group(
+                [
+                    dmc.Text(chart_title(chart), fw=500, size="sm"),
+                    dmc.Badge(
+                        kind,
+                        size="xs",
+                        variant="light",
+                        color="green" if kind == "live" else "gray",
+                    ),
+                ],
+                gap="xs",
+            ),
+            dmc.Group(buttons, gap=2) if may_change else None,
+        ],
+        justify="space-between",
+    )
+    if kind == "live":
+        from app.components.live_chart import live_chart
+
+        body: Any = live_chart(
+            f"dashboard-{index}", chart["dataset"], list(chart["fields"]), int(chart["window"])
+        )
+    else:
+        body = dcc.Graph(
+            id={"type": "dashboard-chart", "index": index},
+            config={"displaylogo": False},
+        )
+    return dmc.Paper([header, body], withBorder=True, p="xs", className="dashboard-card")
+
+
 def chart_title(chart: dict[str, Any]) -> str:
+    if chart.get("kind") == "live":
+        return f"{chart.get('dataset')}: {', '.join(chart.get('fields') or [])}"
     what = "count" if chart.get("agg") == "count" else f"{chart.get('agg')}({chart.get('field')})"
-    return f"{chart.get('dataset')}: {what}"
+    by = f" by {chart['group']}" if chart.get("group") else ""
+    where = f" where {' and '.join(chart['filters'])}" if chart.get("filters") else ""
+    return f"{chart.get('dataset')}: {what}{by}{where}"

@@ -1,93 +1,121 @@
-"""The explore page's pieces: controls read from the URL, the automatic bucket, the chart."""
+"""The explore page's pieces: the controls (filled from a chart), the figure and the table."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import dash_ag_grid as dag
 import dash_mantine_components as dmc
 import plotly.graph_objects as go
 from dash import dcc
-from flask_login import current_user
 
-from app.access import find_visible_dataset
+from app.charts import BUCKETS, CUSTOM, PRESETS, VIEWS, Answer, Chart, line_name
 from app.components.dashboard_save import save_controls
-from app.models import Dataset
-from app.queries import explore_series, numeric_fields
+from app.event_queries import CHART_AGGREGATES, MAX_GROUPS
 
-PRESETS = {  # range name -> length
-    "15m": timedelta(minutes=15),
-    "1h": timedelta(hours=1),
-    "24h": timedelta(hours=24),
-    "7d": timedelta(days=7),
-    "30d": timedelta(days=30),
-}
-BUCKETS = {  # bucket name -> width
-    "1m": timedelta(minutes=1),
-    "5m": timedelta(minutes=5),
-    "15m": timedelta(minutes=15),
-    "1h": timedelta(hours=1),
-    "6h": timedelta(hours=6),
-    "1d": timedelta(days=1),
-}
-AGGREGATES = ("count", "sum", "avg", "min", "max", "p50", "p95")
-VIEWS = ("line", "bar", "area", "scatter", "table")
-TARGET_POINTS = 120  # the automatic bucket aims at about this many points
+FILTER_OPERATORS = [  # what the filter builder offers; the API's other operators work typed in
+    {"value": "eq", "label": "equals"},
+    {"value": "in", "label": "in (a,b,c)"},
+    {"value": "between", "label": "range (low,high)"},
+    {"value": "contains", "label": "contains"},
+    {"value": "ne", "label": "not equal"},
+    {"value": "gte", "label": "at least"},
+    {"value": "lte", "label": "at most"},
+]
 
 
-def auto_bucket(span: timedelta) -> str:
-    """The smallest bucket that keeps the chart at or under about ``TARGET_POINTS`` points."""
-    for name, width in BUCKETS.items():
-        if span / width <= TARGET_POINTS:
-            return name
-    return "1d"
-
-
-def state_from_query(query: dict[str, Any], datasets: list[str]) -> dict[str, Any]:
-    """Read the view from URL parameters, keeping only values the page offers."""
-
-    def pick(key: str, allowed: Any, default: Any) -> Any:
-        value = query.get(key)
-        return value if isinstance(value, str) and value in allowed else default
-
-    return {
-        "dataset": pick("dataset", datasets, datasets[0] if datasets else None),
-        "range": pick("range", PRESETS, "24h"),
-        "agg": pick("agg", AGGREGATES, "count"),
-        "field": query.get("field") if isinstance(query.get("field"), str) else None,
-        "bucket": pick("bucket", BUCKETS, "auto"),
-        "view": pick("view", VIEWS, "line"),
-    }
-
-
-def permalink(state: dict[str, Any]) -> str:
-    return "/explore?" + urlencode({k: v for k, v in state.items() if v})
-
-
-def explore_page(datasets: list[str], state: dict[str, Any]) -> dmc.Stack:
-    def select(key: str, label: str, data: Any, width: int) -> dmc.Select:
-        return dmc.Select(id=f"explore-{key}", label=label, data=data, value=state[key], w=width)
-
+def explore_page(datasets: list[str], chart: Chart) -> dmc.Stack:
+    custom = chart.range == CUSTOM
     return dmc.Stack(
         [
             dmc.Title("Explore", order=2),
             dmc.Group(
                 [
-                    select("dataset", "Dataset", datasets, 220),
-                    select("range", "Last", list(PRESETS), 100),
-                    select("agg", "Aggregate", list(AGGREGATES), 120),
                     dmc.Select(
-                        id="explore-field", label="Field", data=[], value=state["field"], w=180
+                        id="explore-dataset",
+                        label="Dataset",
+                        data=datasets,
+                        value=chart.dataset if chart.dataset in datasets else None,
+                        searchable=True,
+                        w=220,
                     ),
-                    select("bucket", "Bucket", ["auto", *BUCKETS], 100),
-                    dmc.SegmentedControl(
-                        id="explore-view", data=list(VIEWS), value=state["view"], mt="lg"
+                    dmc.Select(
+                        id="explore-range",
+                        label="Range",
+                        data=[*({"value": p, "label": f"last {p}"} for p in PRESETS), CUSTOM],
+                        value=chart.range,
+                        w=120,
+                    ),
+                    dmc.DateTimePicker(
+                        id="explore-start",
+                        label="From (UTC)",
+                        value=chart.start if custom else None,
+                        withSeconds=False,
+                        w=180,
+                        display="block" if custom else "none",
+                    ),
+                    dmc.DateTimePicker(
+                        id="explore-end",
+                        label="To (UTC)",
+                        value=chart.end if custom else None,
+                        withSeconds=False,
+                        w=180,
+                        display="block" if custom else "none",
+                    ),
+                    dmc.Select(
+                        id="explore-agg",
+                        label="Aggregate",
+                        data=list(CHART_AGGREGATES),
+                        value=chart.agg,
+                        w=110,
+                    ),
+                    dmc.Select(
+                        id="explore-field", label="Field", data=[], value=chart.field, w=170
+                    ),
+                    dmc.Select(
+                        id="explore-bucket",
+                        label="Bucket",
+                        data=["auto", *BUCKETS],
+                        value=chart.bucket,
+                        w=90,
                     ),
                 ],
                 align="flex-start",
             ),
+            dmc.Group(
+                [
+                    dmc.Select(
+                        id="explore-group",
+                        label="Group by",
+                        data=[],
+                        value=chart.group,
+                        clearable=True,
+                        placeholder="no grouping",
+                        w=170,
+                    ),
+                    dmc.NumberInput(
+                        id="explore-top",
+                        label="Top",
+                        value=chart.top,
+                        min=1,
+                        max=MAX_GROUPS,
+                        w=80,
+                    ),
+                    dmc.TagsInput(
+                        id="explore-filters",
+                        label="Filters (field:op:value)",
+                        value=list(chart.filters),
+                        placeholder="e.g. city:eq:Yangon",
+                        clearable=True,
+                        w=420,
+                    ),
+                    dmc.SegmentedControl(
+                        id="explore-view", data=list(VIEWS), value=chart.view, mt="lg"
+                    ),
+                ],
+                align="flex-start",
+            ),
+            filter_builder(),
             save_controls(),
             dmc.Group(
                 [
@@ -95,6 +123,12 @@ def explore_page(datasets: list[str], state: dict[str, Any]) -> dmc.Stack:
                     dmc.Button("Export CSV", id="explore-export", variant="light", size="xs"),
                     dmc.Text(id="explore-note", c="dimmed", size="sm"),
                 ]
+            ),
+            dmc.Text(
+                "Click a bar or point to zoom into its bucket; click a group in the legend "
+                "to keep only that group.",
+                c="dimmed",
+                size="xs",
             ),
             dcc.Loading(
                 [
@@ -104,55 +138,75 @@ def explore_page(datasets: list[str], state: dict[str, Any]) -> dmc.Stack:
                     ),
                     dag.AgGrid(
                         id="explore-table",
-                        columnDefs=[{"field": "bucket"}, {"field": "value"}],
+                        columnDefs=[{"field": "bucket"}, {"field": "group"}, {"field": "value"}],
                         rowData=[],
                         columnSize="responsiveSizeToFit",
                         style={"display": "none"},
                     ),
                 ]
             ),
+            dcc.Store(id="explore-drawn"),
             dcc.Download(id="explore-download"),
         ],
         gap="md",
     )
 
 
-def series_figure(points: list[tuple[Any, Any]], view: str, title: str) -> go.Figure:
-    xs = [bucket for bucket, _ in points]
-    ys = [value for _, value in points]
-    if view == "bar":
-        trace: Any = go.Bar(x=xs, y=ys, name=title)
-    elif view == "scatter":
-        trace = go.Scatter(x=xs, y=ys, mode="markers", name=title)
-    else:
-        fill = "tozeroy" if view == "area" else None
-        trace = go.Scatter(x=xs, y=ys, mode="lines", fill=fill, name=title)
-    figure = go.Figure(trace)
+def filter_builder() -> dmc.Group:
+    return dmc.Group(
+        [
+            dmc.Select(id="explore-filter-field", placeholder="field", data=[], w=170, size="xs"),
+            dmc.Select(
+                id="explore-filter-op",
+                data=FILTER_OPERATORS,
+                value="eq",
+                w=150,
+                size="xs",
+                allowDeselect=False,
+            ),
+            dmc.TextInput(id="explore-filter-value", placeholder="value", w=200, size="xs"),
+            dmc.Button("Add filter", id="explore-filter-add", variant="light", size="xs"),
+        ],
+        gap="xs",
+    )
+
+
+def answer_figure(found: Answer, view: str, grouped: bool) -> go.Figure:
+    figure = go.Figure()
+    for line, group in zip(found.lines, found.groups, strict=True):
+        xs = [bucket for bucket, _ in line.points]
+        ys = [value for _, value in line.points]
+        name = line_name(line, found.title, grouped)
+        extra: dict[str, Any] = {"name": name, "customdata": [group] * len(xs)}
+        if view == "bar":
+            figure.add_trace(go.Bar(x=xs, y=ys, **extra))
+        elif view == "scatter":
+            figure.add_trace(go.Scatter(x=xs, y=ys, mode="markers", **extra))
+        else:
+            fill = "tozeroy" if view == "area" and not grouped else None
+            stack = "all" if view == "area" and grouped else None
+            figure.add_trace(
+                go.Scatter(x=xs, y=ys, mode="lines", fill=fill, stackgroup=stack, **extra)
+            )
     figure.update_layout(
-        margin={"l": 50, "r": 10, "t": 30, "b": 40}, height=420, title=title, uirevision=title
+        margin={"l": 50, "r": 10, "t": 40, "b": 40},
+        height=420,
+        title=found.title,
+        uirevision=found.title,
+        barmode="stack" if grouped else None,
+        showlegend=grouped,
+        legend={"itemclick": "toggleothers", "itemdoubleclick": False},
     )
     return figure
 
 
-def chart_series(name: Any, span: Any, agg: Any, field: Any, bucket: Any) -> Any:
-    """Return (points, bucket name, title), or a message saying what to choose."""
-    dataset = visible_dataset(name)
-    if dataset is None:
-        return "Choose a dataset."
-    if span not in PRESETS or agg not in AGGREGATES:
-        return "Choose a range and an aggregate."
-    if agg != "count" and field not in numeric_fields(dataset):
-        return "Choose a numeric field."
-    label = auto_bucket(PRESETS[span]) if bucket not in BUCKETS else bucket
-    width = BUCKETS[label]
-    end = datetime.now(UTC)
-    measured = field if agg != "count" else None
-    points = explore_series(dataset, measured, agg, width, end - PRESETS[span], end)
-    title = f"{agg}({field})" if agg != "count" else "count of events"
-    return points, label, title
-
-
-def visible_dataset(name: Any) -> Dataset | None:
-    if not isinstance(name, str) or not name:
-        return None
-    return find_visible_dataset(current_user, name)
+def table_rows(found: Answer, grouped: bool) -> list[dict[str, Any]]:
+    return [
+        {
+            "bucket": bucket.isoformat(),
+            "group": line_name(line, found.title, grouped),
+            "value": value,
+        }
+        for line in found.lines
+        for bucket, value in line.points
+    ]

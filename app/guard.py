@@ -45,6 +45,7 @@ SHELL_CALLBACK_MODULES = {
     "dash.dash": Role.VIEWER,
     "app.components.shell": Role.VIEWER,
     "app.components.dashboard_save": Role.ANALYST,
+    "app.components.live_chart": Role.VIEWER,
 }
 # Messages a live hub client may send, and the role each needs (the dataset is checked too).
 HUB_MESSAGE_ROLES = {"subscribe": Role.VIEWER, "unsubscribe": Role.VIEWER}

@@ -1,4 +1,6 @@
-// The live page in the browser: keep a hub connection, subscribe, append pushed points.
+// Live charts in the browser: each keeps a hub connection, subscribes, appends pushed points.
+// A page may hold several (app/components/live_chart.py); each chart's callbacks get the id of
+// its WebSocket, {type: "live-chart-ws", key: KEY}, and keep their own state under KEY.
 // Messages follow the JSON Schemas in app/hub/schema/; no server round trip per message.
 (function () {
   "use strict";
@@ -6,26 +8,38 @@
   const CLOSED = 3;
   const none = () => window.dash_clientside.no_update;
 
-  // One connection per page; this object remembers what the socket is doing.
-  const conn = {
-    attempt: 0, // failed connection attempts in a row
-    nextTry: 0, // no new attempt before this time (ms)
-    fetching: false, // a token request is under way
-    closedAt: null, // timeStamp of the last close event seen
-    subscribed: null, // dataset the open socket is subscribed to
-    drawn: null, // the window the server drew (dataset, generation, fields, size)
-    lastId: null, // id of the newest point drawn
-    paused: false,
-    reloading: false, // a missed message was noticed; waiting for the server's new window
-    signedOut: false,
-    sent: 0, // messages sent: each carries a new ref, so the WebSocket component sends repeats
-  };
+  // What each chart's socket is doing, by chart key.
+  const connections = new Map();
+
+  function newConnection() {
+    return {
+      attempt: 0, // failed connection attempts in a row
+      nextTry: 0, // no new attempt before this time (ms)
+      fetching: false, // a token request is under way
+      closedAt: null, // timeStamp of the last close event seen
+      subscribed: null, // dataset the open socket is subscribed to
+      drawn: null, // the window the server drew (dataset, draw, fields, size)
+      lastId: null, // id of the newest point drawn
+      paused: false,
+      reloading: false, // a missed message was noticed; waiting for the server's new window
+      signedOut: false,
+      sent: 0, // messages sent: each carries a new ref, so the WebSocket component sends repeats
+    };
+  }
+
+  function connectionOf(socketId) {
+    const key = socketId && typeof socketId === "object" ? String(socketId.key) : "";
+    if (!connections.has(key)) {
+      connections.set(key, newConnection());
+    }
+    return connections.get(key);
+  }
 
   function backoff(attempt) {
     return Math.min(30000, 500 * 2 ** attempt) * (0.75 + Math.random() / 2);
   }
 
-  function requestSocket() {
+  function requestSocket(conn, socketId) {
     conn.fetching = true;
     fetch("/api/v1/live/token", { credentials: "same-origin", cache: "no-store" })
       .then((response) => {
@@ -39,7 +53,8 @@
       })
       .then((body) => {
         const url = body.url + "?token=" + encodeURIComponent(body.token);
-        window.dash_clientside.set_props("live-ws", { url: url });
+        // set_props finds a component by a dict id as well as by a string one.
+        window.dash_clientside.set_props(socketId, { url: url });
       })
       .catch(() => {
         conn.attempt += 1;
@@ -74,10 +89,21 @@
   }
 
   function windowKey(state) {
-    return [state.dataset, state.generation, state.fields.join(","), state.window].join("|");
+    return [state.dataset, state.drawn, state.fields.join(","), state.window].join("|");
   }
 
-  function message(type, dataset, extra) {
+  // The server drew a fresh window: points follow from its last id, on a new subscription.
+  function adopt(conn, state) {
+    const key = windowKey(state);
+    if (conn.drawn !== key) {
+      conn.drawn = key;
+      conn.lastId = state.last_id === undefined ? null : state.last_id;
+      conn.reloading = false;
+      conn.subscribed = null;
+    }
+  }
+
+  function message(conn, type, dataset, extra) {
     conn.sent += 1;
     return JSON.stringify(Object.assign({ type: type, dataset: dataset, ref: conn.sent }, extra));
   }
@@ -86,7 +112,8 @@
     return [text, color];
   }
 
-  function connect(state, socket, paused, _tick) {
+  function connect(state, socket, paused, _tick, socketId) {
+    const conn = connectionOf(socketId);
     const readyState = socket ? socket.readyState : CLOSED;
     if (conn.signedOut) {
       return [none(), ...status("signed out", "red")];
@@ -94,14 +121,7 @@
     if (!state) {
       return [none(), ...status("no dataset", "gray")];
     }
-    const key = windowKey(state);
-    if (conn.drawn !== key) {
-      // The server drew a fresh window: points follow from its last id.
-      conn.drawn = key;
-      conn.lastId = state.last_id;
-      conn.reloading = false;
-      conn.subscribed = null;
-    }
+    adopt(conn, state);
     conn.paused = Boolean(paused);
     if (readyState === CLOSED) {
       conn.subscribed = null;
@@ -113,7 +133,7 @@
         }
       }
       if (!conn.fetching && Date.now() >= conn.nextTry) {
-        requestSocket();
+        requestSocket(conn, socketId);
       }
       const text = conn.attempt === 0 ? "connecting" : conn.attempt > 3 ? "offline" : "reconnecting";
       return [none(), ...status(text, conn.attempt > 3 ? "red" : "yellow")];
@@ -124,29 +144,31 @@
     conn.attempt = 0;
     if (conn.paused) {
       if (conn.subscribed !== null) {
-        const sent = message("unsubscribe", conn.subscribed);
+        const sent = message(conn, "unsubscribe", conn.subscribed);
         conn.subscribed = null;
         return [sent, ...status("paused", "gray")];
       }
       return [none(), ...status("paused", "gray")];
     }
     if (conn.subscribed !== null && conn.subscribed !== state.dataset) {
-      const sent = message("unsubscribe", conn.subscribed);
+      const sent = message(conn, "unsubscribe", conn.subscribed);
       conn.subscribed = null; // the next tick subscribes to the dataset now shown
       return [sent, ...status("switching", "yellow")];
     }
     if (conn.subscribed === null) {
       conn.subscribed = state.dataset;
-      const sent = message("subscribe", state.dataset, { since: conn.lastId });
+      const sent = message(conn, "subscribe", state.dataset, { since: conn.lastId });
       return [sent, ...status("live", "green")];
     }
     return [none(), ...status("live", "green")];
   }
 
-  function receive(event, state, resyncs) {
+  function receive(event, state, resyncs, socketId) {
     if (!event || !state) {
       return [none(), none(), none()];
     }
+    const conn = connectionOf(socketId);
+    adopt(conn, state); // a message may come before connect has seen a newly drawn window
     let message;
     try {
       message = JSON.parse(event.data);

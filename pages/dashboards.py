@@ -67,7 +67,7 @@ def chart_figure(spec, span) -> go.Figure:
         found = answer(chart, dataset)
     except QueryError as exc:
         return message_figure(f"{chart_title(spec)}: {exc}")
-    figure = answer_figure(found, chart.view, chart.group is not None)
+    figure = answer_figure(found, chart.view, chart.group is not None, chart.agg)
     figure.update_layout(title=chart_title(spec), height=360)
     return figure
 

@@ -181,11 +181,12 @@ def draw(*values):
     grouped = chart.group is not None
     table = chart.view == "table"
     points = sum(len(line.points) for line in found.lines)
-    lines = f" in {len(found.lines)} groups" if grouped else ""
+    count = len(found.lines)
+    lines = f" in {count} group{'s' if count != 1 else ''}" if grouped else ""
     note = f"{points} buckets of {found.bucket}{lines}" if points else "No events in this range."
     drawn = {"width": found.width.total_seconds(), "group": chart.group, "groups": found.groups}
     return (
-        answer_figure(found, chart.view, grouped),
+        answer_figure(found, chart.view, grouped, chart.agg),
         {"display": "none"} if table else {},
         table_rows(found, grouped),
         {} if table else {"display": "none"},

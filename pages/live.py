@@ -1,10 +1,11 @@
 import dash
-from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, no_update
+from dash import Input, Output, State, callback, no_update
 from flask_login import current_user
 
 from app.access import find_visible_dataset, visible_datasets
-from app.components.live import MAX_FIELDS, live_page, window_figure
-from app.queries import numeric_fields, recent_points
+from app.components.live import live_page, page_chart
+from app.components.live_chart import window_size
+from app.queries import numeric_fields
 
 dash.register_page(
     __name__,
@@ -19,85 +20,40 @@ dash.register_page(
 def layout(dataset=None, **_query):
     names = [found.name for found in visible_datasets(current_user)]
     chosen = dataset if dataset in names else (names[0] if names else None)
-    return live_page(names, chosen)
+    numeric = _numeric(chosen)
+    return live_page(names, chosen, numeric, numeric[:2])
 
 
 @callback(
     Output("live-fields", "data"),
     Output("live-fields", "value"),
     Input("live-dataset", "value"),
+    prevent_initial_call=True,
 )
 def choose_fields(name):
-    dataset = _visible(name)
-    if dataset is None:
-        return [], []
-    fields = numeric_fields(dataset)
-    return fields, fields[:2]
+    numeric = _numeric(name)
+    return numeric, numeric[:2]
 
 
 @callback(
-    Output("live-graph", "figure"),
-    Output("live-state", "data"),
+    Output("live-view", "children"),
     Output("live-note", "children"),
     Input("live-fields", "value"),
     Input("live-window", "value"),
-    Input("live-resync", "data"),
     State("live-dataset", "value"),
-)
-def load_window(fields, window, resync, name):
-    """Draw the newest points, then hand the last id to the browser to subscribe from."""
-    dataset = _visible(name)
-    if dataset is None:
-        return no_update, None, "Choose a dataset you may see." if name else no_update
-    allowed = numeric_fields(dataset)
-    chosen = fields if isinstance(fields, list) else []
-    fields = [field for field in chosen if field in allowed][:MAX_FIELDS]
-    size = int(window) if str(window).isdigit() else 500
-    points = recent_points(dataset, fields, size)
-    state = {
-        "dataset": dataset.name,
-        "fields": fields,
-        "window": size,
-        "last_id": points["last_id"],
-        "generation": resync or 0,
-    }
-    note = "" if fields else "This dataset has no numeric field to plot."
-    return window_figure(points, fields), state, note
-
-
-def _visible(name):
-    """Return the named dataset if the user may see it; anything but a name gives None."""
-    if not isinstance(name, str) or not name:
-        return None
-    return find_visible_dataset(current_user, name)
-
-
-clientside_callback(
-    ClientsideFunction("insightwave_live", "connect"),
-    Output("live-ws", "send"),
-    Output("live-status", "children"),
-    Output("live-status", "color"),
-    Input("live-state", "data"),
-    Input("live-ws", "state"),
-    Input("live-paused", "data"),
-    Input("live-clock", "n_intervals"),
-)
-
-clientside_callback(
-    ClientsideFunction("insightwave_live", "receive"),
-    Output("live-graph", "extendData"),
-    Output("live-resync", "data"),
-    Output("live-updated", "children"),
-    Input("live-ws", "message"),
-    State("live-state", "data"),
-    State("live-resync", "data"),
-)
-
-clientside_callback(
-    ClientsideFunction("insightwave_live", "togglePause"),
-    Output("live-paused", "data"),
-    Output("live-pause", "children"),
-    Input("live-pause", "n_clicks"),
-    State("live-paused", "data"),
     prevent_initial_call=True,
 )
+def show(fields, window, name):
+    """Draw the page's chart anew for the chosen dataset, fields and window."""
+    if not isinstance(name, str) or find_visible_dataset(current_user, name) is None:
+        return no_update, "Choose a dataset you may see."
+    chosen = fields if isinstance(fields, list) else []  # the chart plots only numeric ones
+    return page_chart(name, chosen, window_size(window)), ""
+
+
+def _numeric(name):
+    """Return the numeric fields of the named dataset if the user may see it, else none."""
+    if not isinstance(name, str) or not name:
+        return []
+    dataset = find_visible_dataset(current_user, name)
+    return numeric_fields(dataset) if dataset is not None else []

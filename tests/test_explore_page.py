@@ -6,11 +6,14 @@ import csv
 import io
 import statistics
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote, urlencode
 
 import orjson
 import psycopg
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from app.charts import Chart
 from app.cli import main
@@ -19,6 +22,7 @@ from app.event_queries import TimeRange, chart_series, parse_filter
 from app.extensions import db
 from app.models import Dataset, Role
 from tests.conftest import PLOTLY
+from tests.test_browser import WAIT, screenshot, sign_in, wait_for
 from tests.test_jobs_page import call
 
 DAY = timedelta(days=1)
@@ -366,3 +370,33 @@ def test_a_grouped_export_has_one_row_per_group_and_bucket(app, sales, client, d
         (line,) = chart_series(dataset, JANUARY, DAY, "sum", "total")
         db.session.remove()
     assert total == pytest.approx(sum(value for _, value in line.points))
+
+
+TRACE_NAMES = """
+const graph = document.querySelector('#explore-graph .js-plotly-plot');
+return graph && graph.data ? Array.from(graph.data).map((trace) => trace.name) : [];
+"""
+
+
+@pytest.mark.browser
+def test_clicking_the_legend_and_a_bar_drills_down_in_the_browser(driver, base_url, auth, sales):
+    sign_in(driver, base_url, auth, "vic@example.com", "viewer")
+    query = {key.split(".")[0].removeprefix("explore-"): v for key, v in JANUARY_CONTROLS.items()}
+    driver.get(f"{base_url}/explore?{urlencode(query)}")
+    WebDriverWait(driver, WAIT).until(lambda d: len(d.execute_script(TRACE_NAMES)) == 3)
+    first = driver.execute_script(TRACE_NAMES)[0]
+    legend = driver.find_elements(By.CSS_SELECTOR, "#explore-graph .legend .traces")
+    next(item for item in legend if item.text == first).click()
+    WebDriverWait(driver, WAIT).until(lambda d: d.execute_script(TRACE_NAMES) == [first])
+    link = driver.find_element(By.ID, "explore-link")
+    WebDriverWait(driver, WAIT).until(
+        lambda _d: f"filter=city:eq:{first}" in unquote(link.get_attribute("href"))
+    )
+    bar = wait_for(driver, "#explore-graph .bars .point path")
+    ActionChains(driver).move_to_element(bar).pause(0.3).click().perform()  # Plotly's own layer
+    WebDriverWait(driver, WAIT).until(
+        lambda d: "of 15m" in d.find_element(By.ID, "explore-note").text
+    )
+    href = driver.find_element(By.ID, "explore-link").get_attribute("href")
+    assert "range=custom" in href and f"filter=city:eq:{first}" in unquote(href)
+    screenshot(driver, "explore-drilled.png")

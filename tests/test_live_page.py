@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
-from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from websockets.sync.client import connect
 
@@ -20,10 +20,17 @@ from tests.test_browser import WAIT, screenshot, sign_in
 pytestmark = pytest.mark.browser
 
 GRAPH_POINTS = """
-const graph = document.querySelector('#live-graph .js-plotly-plot');
+const box = document.getElementById(arguments[0]);
+const graph = box && box.querySelector('.js-plotly-plot');
 if (!graph || !graph.data || !graph.data.length) { return null; }
 return graph.data.map((trace) => ({x: trace.x.length, y: Array.from(trace.y)}));
 """
+PAGE_CHART = "page"  # the key of the live page's chart (app.components.live)
+
+
+def chart_element_id(part: str, key: str = PAGE_CHART) -> str:
+    """The DOM id of one piece of a live chart: its pattern-matching id as Dash writes it."""
+    return json.dumps({"key": key, "type": f"live-chart-{part}"}, separators=(",", ":"))
 
 
 class Hubs:
@@ -80,28 +87,38 @@ def pusher(app, auth):
     return push
 
 
-def graph_points(driver) -> Any:
-    return driver.execute_script(GRAPH_POINTS)
+def graph_points(driver, key: str = PAGE_CHART) -> Any:
+    return driver.execute_script(GRAPH_POINTS, chart_element_id("graph", key))
 
 
-def wait_for_points(driver, expected: list[float]) -> None:
+def chart_element(driver, part: str, key: str = PAGE_CHART) -> Any:
+    """One piece of a live chart, or None (selectors would need its quotes escaped)."""
+    return driver.execute_script(
+        "return document.getElementById(arguments[0]);", chart_element_id(part, key)
+    )
+
+
+def status_text(driver, key: str = PAGE_CHART) -> str:
+    found = chart_element(driver, "status", key)
+    return found.text.lower() if found is not None else ""
+
+
+def wait_for_points(driver, expected: list[float], key: str = PAGE_CHART) -> None:
     def drawn(_driver: Any) -> bool:
-        traces = graph_points(driver)
+        traces = graph_points(driver, key)
         return bool(traces) and traces[0]["y"] == expected
 
     try:
         WebDriverWait(driver, WAIT).until(drawn)
     except Exception as exc:
-        status = driver.find_element(By.ID, "live-status").text
+        status = status_text(driver, key)
         raise AssertionError(
-            f"graph shows {graph_points(driver)}, expected {expected} (status {status!r})"
+            f"graph shows {graph_points(driver, key)}, expected {expected} (status {status!r})"
         ) from exc
 
 
-def wait_for_status(driver, text: str) -> None:
-    WebDriverWait(driver, WAIT).until(
-        lambda d: d.find_element(By.ID, "live-status").text.lower() == text
-    )
+def wait_for_status(driver, text: str, key: str = PAGE_CHART) -> None:
+    WebDriverWait(driver, WAIT).until(lambda d: status_text(d, key) == text)
 
 
 def test_pushed_rows_appear_on_the_live_graph_exactly_once(driver, base_url, auth, hubs, pusher):
@@ -122,11 +139,11 @@ def test_pause_holds_the_graph_and_resume_catches_up(driver, base_url, auth, hub
     sign_in(driver, base_url, auth, "watcher@example.com", "viewer")
     driver.get(f"{base_url}/live?dataset=plant")
     wait_for_status(driver, "live")
-    driver.find_element(By.ID, "live-pause").click()
+    chart_element(driver, "pause").click()
     wait_for_status(driver, "paused")
     pusher([2.0, 3.0])
     assert graph_points(driver)[0]["y"] == [1.0]
-    driver.find_element(By.ID, "live-pause").click()
+    chart_element(driver, "pause").click()
     wait_for_points(driver, [1.0, 2.0, 3.0])
 
 
@@ -167,8 +184,10 @@ def test_the_browser_parser_reads_recorded_hub_messages(driver, base_url, auth, 
     # A message that follows an id newer than the page's last one means one was lost: reload.
     receive = "return window.dash_clientside.insightwave_live.receive(...arguments);"
     state = {"dataset": "plant", "fields": ["temperature"], "window": 500}
+    state["last_id"] = recorded["last_id"]  # the window this chart drew ends at the last point
     gap = {**recorded, "after": recorded["last_id"] + 100, "last_id": recorded["last_id"] + 101}
+    socket = {"type": "live-chart-ws", "key": "parser"}  # a chart of its own: the page's is live
     _, resyncs, text = driver.execute_script(
-        receive, {"data": orjson.dumps(gap).decode()}, state, 4
+        receive, {"data": orjson.dumps(gap).decode()}, state, 4, socket
     )
     assert (resyncs, text) == (5, "Catching up…")

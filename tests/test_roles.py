@@ -59,10 +59,18 @@ CALLBACK_RULES = {
     "jobs-runs-grid.rowData": Role.ANALYST,
     "..jobs-runs-message.children...jobs-retry-store.data..": Role.ANALYST,
     "..live-fields.data...live-fields.value..": Role.VIEWER,
-    "..live-graph.figure...live-state.data...live-note.children..": Role.VIEWER,
-    "..live-ws.send...live-status.children...live-status.color..": CLIENTSIDE,
-    "..live-graph.extendData...live-resync.data...live-updated.children..": CLIENTSIDE,
-    "..live-paused.data...live-pause.children..": CLIENTSIDE,
+    "..live-view.children...live-note.children..": Role.VIEWER,
+    '..{"key":["MATCH"],"type":"live-chart-graph"}.figure'
+    '...{"key":["MATCH"],"type":"live-chart-state"}.data'
+    '...{"key":["MATCH"],"type":"live-chart-note"}.children..': Role.VIEWER,
+    '..{"key":["MATCH"],"type":"live-chart-ws"}.send'
+    '...{"key":["MATCH"],"type":"live-chart-status"}.children'
+    '...{"key":["MATCH"],"type":"live-chart-status"}.color..': CLIENTSIDE,
+    '..{"key":["MATCH"],"type":"live-chart-graph"}.extendData'
+    '...{"key":["MATCH"],"type":"live-chart-resync"}.data'
+    '...{"key":["MATCH"],"type":"live-chart-updated"}.children..': CLIENTSIDE,
+    '..{"key":["MATCH"],"type":"live-chart-paused"}.data'
+    '...{"key":["MATCH"],"type":"live-chart-pause"}.children..': CLIENTSIDE,
     "..tokens-created.children...tokens-grid.rowData"
     "@0c415e6a0afc6b41dff20116fe4f73e89890f9da2860a6351a61cdd79370ab2d"
     "...tokens-name.error..": Role.VIEWER,
@@ -118,7 +126,7 @@ def callback_body(dash_app, output, pathname="/"):
             "state": state,
         }
     outputs = [
-        {"id": part.split(".")[0], "property": part.split(".")[1]}
+        {"id": component_id(part.split(".")[0]), "property": part.split(".")[1]}
         for part in output.strip(".").split("...")
     ]
     return {
@@ -128,6 +136,13 @@ def callback_body(dash_app, output, pathname="/"):
         "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"],
         "state": state,
     }
+
+
+def component_id(raw):
+    """The id of one output; a pattern's MATCH stands for one component (key "x")."""
+    if not raw.startswith("{"):
+        return raw
+    return {key: "x" if value == ["MATCH"] else value for key, value in json.loads(raw).items()}
 
 
 def test_every_page_has_a_rule(dash_app):

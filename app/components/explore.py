@@ -51,7 +51,8 @@ def explore_page(datasets: list[str], chart: Chart) -> dmc.Stack:
                         label="From (UTC)",
                         value=chart.start if custom else None,
                         withSeconds=False,
-                        w=180,
+                        valueFormat="YYYY-MM-DD HH:mm",
+                        w=170,
                         display="block" if custom else "none",
                     ),
                     dmc.DateTimePicker(
@@ -59,7 +60,8 @@ def explore_page(datasets: list[str], chart: Chart) -> dmc.Stack:
                         label="To (UTC)",
                         value=chart.end if custom else None,
                         withSeconds=False,
-                        w=180,
+                        valueFormat="YYYY-MM-DD HH:mm",
+                        w=170,
                         display="block" if custom else "none",
                     ),
                     dmc.Select(
@@ -72,6 +74,11 @@ def explore_page(datasets: list[str], chart: Chart) -> dmc.Stack:
                     dmc.Select(
                         id="explore-field", label="Field", data=[], value=chart.field, w=170
                     ),
+                ],
+                align="flex-start",
+            ),
+            dmc.Group(
+                [
                     dmc.Select(
                         id="explore-bucket",
                         label="Bucket",
@@ -79,11 +86,6 @@ def explore_page(datasets: list[str], chart: Chart) -> dmc.Stack:
                         value=chart.bucket,
                         w=90,
                     ),
-                ],
-                align="flex-start",
-            ),
-            dmc.Group(
-                [
                     dmc.Select(
                         id="explore-group",
                         label="Group by",
@@ -171,7 +173,9 @@ def filter_builder() -> dmc.Group:
     )
 
 
-def answer_figure(found: Answer, view: str, grouped: bool) -> go.Figure:
+def answer_figure(found: Answer, view: str, grouped: bool, agg: str) -> go.Figure:
+    """Draw one trace per line; counts and sums of groups stack, other aggregates stand apart."""
+    stacked = grouped and agg in ("count", "sum")
     figure = go.Figure()
     for line, group in zip(found.lines, found.groups, strict=True):
         xs = [bucket for bucket, _ in line.points]
@@ -183,8 +187,8 @@ def answer_figure(found: Answer, view: str, grouped: bool) -> go.Figure:
         elif view == "scatter":
             figure.add_trace(go.Scatter(x=xs, y=ys, mode="markers", **extra))
         else:
-            fill = "tozeroy" if view == "area" and not grouped else None
-            stack = "all" if view == "area" and grouped else None
+            fill = "tozeroy" if view == "area" and not stacked else None
+            stack = "all" if view == "area" and stacked else None
             figure.add_trace(
                 go.Scatter(x=xs, y=ys, mode="lines", fill=fill, stackgroup=stack, **extra)
             )
@@ -193,7 +197,7 @@ def answer_figure(found: Answer, view: str, grouped: bool) -> go.Figure:
         height=420,
         title=found.title,
         uirevision=found.title,
-        barmode="stack" if grouped else None,
+        barmode="stack" if stacked else "group",
         showlegend=grouped,
         legend={"itemclick": "toggleothers", "itemdoubleclick": False},
     )

@@ -1,28 +1,22 @@
-"""The live page's pieces: controls, the connection badge and the figure drawn from points."""
+"""The live page's pieces: its controls around one live chart (``app.components.live_chart``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import dash_mantine_components as dmc
-import plotly.graph_objects as go
-from dash import dcc, html
-from dash_extensions import WebSocket
+from dash import html
 
-WINDOWS = ("200", "500", "1000", "5000")  # points kept on screen per field
-MAX_FIELDS = 4
+from app.components.live_chart import DEFAULT_WINDOW, MAX_FIELDS, WINDOWS, live_chart
+
+PAGE_CHART = "page"  # the key of the page's live chart
 
 
-def live_page(datasets: list[str], chosen: str | None) -> dmc.Stack:
+def live_page(
+    datasets: list[str], chosen: str | None, numeric: list[str], fields: list[str]
+) -> dmc.Stack:
+    """The controls, then the chart of ``fields`` (of the ``numeric`` ones) of ``chosen``."""
     return dmc.Stack(
         [
-            dmc.Group(
-                [
-                    dmc.Title("Live", order=2),
-                    dmc.Badge("connecting", id="live-status", color="gray", variant="dot"),
-                ],
-                justify="space-between",
-            ),
+            dmc.Title("Live", order=2),
             dmc.Group(
                 [
                     dmc.Select(
@@ -36,18 +30,18 @@ def live_page(datasets: list[str], chosen: str | None) -> dmc.Stack:
                     dmc.MultiSelect(
                         id="live-fields",
                         label="Fields",
-                        data=[],
+                        data=numeric,
+                        value=fields,
                         maxValues=MAX_FIELDS,
                         w=360,
                     ),
                     dmc.Select(
                         id="live-window",
                         label="Points on screen",
-                        data=list(WINDOWS),
-                        value="500",
+                        data=[str(size) for size in WINDOWS],
+                        value=str(DEFAULT_WINDOW),
                         w=150,
                     ),
-                    dmc.Button("Pause", id="live-pause", variant="light", mt="lg"),
                 ],
                 align="flex-start",
             ),
@@ -57,36 +51,12 @@ def live_page(datasets: list[str], chosen: str | None) -> dmc.Stack:
                 c="dimmed",
                 size="sm",
             ),
-            dcc.Graph(id="live-graph", figure=empty_figure(), config={"displaylogo": False}),
-            dmc.Text(id="live-updated", c="dimmed", size="xs"),
-            WebSocket(id="live-ws"),
-            dcc.Store(id="live-state"),
-            dcc.Store(id="live-resync", data=0),
-            dcc.Store(id="live-paused", data=False),
-            dcc.Interval(id="live-clock", interval=1000),
-            html.Div(id="live-sink", hidden=True),
+            html.Div(page_chart(chosen or "", fields, DEFAULT_WINDOW), id="live-view"),
         ],
         gap="md",
     )
 
 
-def empty_figure() -> go.Figure:
-    figure = go.Figure()
-    figure.update_layout(
-        margin={"l": 40, "r": 10, "t": 10, "b": 40},
-        height=420,
-        uirevision="live",
-        xaxis={"title": None},
-        legend={"orientation": "h", "y": 1.1},
-    )
-    return figure
-
-
-def window_figure(points: dict[str, Any], fields: list[str]) -> go.Figure:
-    """Draw one line per field over time; live points are appended to these traces in order."""
-    figure = empty_figure()
-    for field in fields:
-        figure.add_trace(
-            go.Scattergl(x=points["ts"], y=points["values"][field], mode="lines", name=field)
-        )
-    return figure
+def page_chart(dataset: str, fields: list[str], window: int) -> dmc.Stack:
+    """The page's one live chart; the page draws it anew when its controls change."""
+    return live_chart(PAGE_CHART, dataset, fields[:MAX_FIELDS], window, title="As it arrives")

@@ -161,14 +161,27 @@ class SeriesQuery(BaseModel):
     from_: datetime | None = Field(None, alias="from", description="default: 24 h before `to`")
     to: datetime | None = Field(None, description="default: now")
     bucket: Literal["minute", "hour", "day"] = "hour"
-    agg: Literal["count", "sum", "avg", "min", "max"] = "count"
+    agg: Literal["count", "sum", "avg", "min", "max", "p50", "p95"] = "count"
     field: str | None = Field(None, description="a numeric column; needed unless agg=count")
     filter: list[str] = Field(default_factory=list, description=FILTER_HELP)
+    group_by: str | None = Field(
+        None,
+        max_length=200,
+        description="a column: one series per value for the `top` values with the most "
+        "events in the range, and one `other` series for the rest",
+    )
+    top: int = Field(5, ge=1, le=20, description="how many groups get their own series")
 
 
 class SeriesPoint(BaseModel):
     bucket: datetime
     value: float | None
+
+
+class GroupSeries(BaseModel):
+    group: str | None = Field(description="the group's value as text; null: no value")
+    other: bool = Field(description="true for the series of every group beyond the top")
+    points: list[SeriesPoint]
 
 
 class Series(BaseModel):
@@ -178,4 +191,5 @@ class Series(BaseModel):
     field: str | None
     from_: datetime = Field(alias="from")
     to: datetime
-    points: list[SeriesPoint]
+    points: list[SeriesPoint] = Field(description="the series; empty when grouped")
+    groups: list[GroupSeries] | None = Field(None, description="with group_by: one per group")

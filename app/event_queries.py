@@ -29,7 +29,6 @@ OPERATORS: dict[str, frozenset[str]] = {
     "boolean": frozenset({"eq", "ne"}),
 }
 COMPARISONS = {"eq": "=", "ne": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
-BUCKETS = ("minute", "hour", "day")
 AGGREGATES = {"count": "count", "sum": "sum", "avg": "avg", "min": "min", "max": "max"}
 MAX_IN_VALUES = 100
 
@@ -119,6 +118,13 @@ def find_events(
     return page
 
 
+BUCKET_WIDTHS = {
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+}
+
+
 def bucketed_series(
     dataset: Dataset,
     span: TimeRange,
@@ -126,46 +132,25 @@ def bucketed_series(
     agg: str,
     field_name: str | None,
     filters: Sequence[Filter] = (),
-) -> list[dict[str, Any]]:
-    """Aggregate events per time bucket (UTC); empty buckets are absent.
-
-    Without filters the answer comes from the rollups (``insightwave_series``, equal to a
-    GROUP BY over the events); with filters, from a GROUP BY over the events.
-    """
-    if bucket not in BUCKETS:
-        raise QueryError(f"bucket is one of {', '.join(BUCKETS)}")
-    function = AGGREGATES.get(agg)
-    if function is None:
-        raise QueryError(f"agg is one of {', '.join(AGGREGATES)}")
-    where, params = _where(dataset, span, filters)
-    if field_name is None:
-        if agg != "count":
-            raise QueryError(f"{agg} needs a numeric field")
-        measure = "count(*)"
-    else:
-        if column_types(dataset).get(field_name) not in NUMERIC_TYPES:
-            raise QueryError(f"{field_name!r} is not a numeric field of {dataset.name}")
-        params["measure"] = field_name
-        measure = f"{function}({_number(':measure')})"
-    if not filters and span.start is not None and span.end is not None:
-        return _series_from_rollups(dataset, span.start, span.end, bucket, agg, field_name)
-    params["bucket"] = bucket
-    sql = (
-        f"SELECT date_trunc(:bucket, ts, 'UTC') AS bucket, {measure} AS value "  # noqa: S608
-        "FROM events WHERE " + " AND ".join(where) + " GROUP BY 1 ORDER BY 1"
+    group_by: str | None = None,
+    top: int = 5,
+) -> list[Series]:
+    """The explore page's query (``chart_series``) with the API's bucket names (UTC)."""
+    if bucket not in BUCKET_WIDTHS:
+        raise QueryError(f"bucket is one of {', '.join(BUCKET_WIDTHS)}")
+    if field_name is not None and column_types(dataset).get(field_name) not in NUMERIC_TYPES:
+        raise QueryError(f"{field_name!r} is not a numeric field of {dataset.name}")
+    if field_name is not None and agg == "count":
+        field_name = None
+    return chart_series(
+        dataset, span, BUCKET_WIDTHS[bucket], agg, field_name, filters, group_by, top
     )
-    rows = db.session.execute(text(sql), params).all()
-    return [
-        {"bucket": _iso(row.bucket), "value": None if row.value is None else float(row.value)}
-        for row in rows
-    ]
 
 
-BUCKET_WIDTHS = {
-    "minute": timedelta(minutes=1),
-    "hour": timedelta(hours=1),
-    "day": timedelta(days=1),
-}
+def points_json(points: list[tuple[datetime, float | None]]) -> list[dict[str, Any]]:
+    return [{"bucket": _iso(bucket), "value": value} for bucket, value in points]
+
+
 ROLLUP_VALUES: dict[str, Callable[[Any], Any]] = {
     "count": lambda row: row.n,
     "sum": lambda row: row.total,
@@ -177,16 +162,6 @@ SERIES_FROM_ROLLUPS = text(
     "SELECT bucket, n, total, minimum, maximum "
     "FROM insightwave_series(:dataset, :field, :bucket, :start, :end) ORDER BY bucket"
 )
-
-
-def _series_from_rollups(
-    dataset: Dataset, start: datetime, end: datetime, bucket: str, agg: str, field: str | None
-) -> list[dict[str, Any]]:
-    points = rollup_series(dataset, field, BUCKET_WIDTHS[bucket], agg, start, end)
-    return [
-        {"bucket": _iso(bucket), "value": None if value is None else float(value)}
-        for bucket, value in points
-    ]
 
 
 def rollup_series(

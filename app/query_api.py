@@ -85,27 +85,39 @@ def series(name: str, query: SeriesQuery) -> Any:
         return api_error(400, "bad_query", "from must be before to")
     try:
         filters = [event_queries.parse_filter(item) for item in query.filter]
-        points = event_queries.bucketed_series(
+        lines = event_queries.bucketed_series(
             dataset,
             event_queries.TimeRange(start, end),
             query.bucket,
             query.agg,
             query.field,
             filters,
+            query.group_by,
+            query.top,
         )
     except event_queries.QueryError as exc:
         return api_error(400, "bad_query", str(exc))
-    return jsonify(
-        {
-            "dataset": dataset.name,
-            "bucket": query.bucket,
-            "agg": query.agg,
-            "field": query.field,
-            "from": start.isoformat(),
-            "to": end.isoformat(),
-            "points": points,
-        }
-    )
+    answer: dict[str, Any] = {
+        "dataset": dataset.name,
+        "bucket": query.bucket,
+        "agg": query.agg,
+        "field": query.field,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "points": [],
+    }
+    if query.group_by is None:
+        answer["points"] = event_queries.points_json(lines[0].points if lines else [])
+    else:
+        answer["groups"] = [
+            {
+                "group": line.group,
+                "other": line.other,
+                "points": event_queries.points_json(line.points),
+            }
+            for line in lines
+        ]
+    return jsonify(answer)
 
 
 def _describe(dataset: Dataset) -> dict[str, Any]:

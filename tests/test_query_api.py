@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from statistics import mean
+from statistics import mean, median
 from typing import Any
 
 import psycopg
@@ -159,10 +159,11 @@ def test_default_page_is_a_hundred_events(client, viewer, apple):
 
 
 AGGREGATES = {"count": len, "sum": sum, "avg": mean, "min": min, "max": max}
+PERCENTILES = {"p50": median, "p95": lambda values: values[0]}  # one row a day
 
 
 @pytest.mark.parametrize("bucket", ["minute", "hour", "day"])
-@pytest.mark.parametrize("agg", list(AGGREGATES))
+@pytest.mark.parametrize("agg", [*AGGREGATES, *PERCENTILES])
 def test_series_matches_hand_computed_aggregates(client, viewer, apple, agg, bucket):
     # One row per trading day at midnight: every bucket grain groups by the day.
     by_day: dict[str, list[float]] = defaultdict(list)
@@ -183,7 +184,8 @@ def test_series_matches_hand_computed_aggregates(client, viewer, apple, agg, buc
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     got = {point["bucket"][:10]: point["value"] for point in body["points"]}
-    expected = {day: float(AGGREGATES[agg](values)) for day, values in by_day.items()}
+    compute = AGGREGATES.get(agg) or PERCENTILES[agg]
+    expected = {day: float(compute(values)) for day, values in by_day.items()}
     assert got == pytest.approx(expected)
     assert [point["bucket"][:10] for point in body["points"]] == sorted(by_day)
 
@@ -319,7 +321,44 @@ BAD_SERIES = [
     {"filter": "1=1; --:eq:1"},
     {"filter": "direction:in:a,\x00"},
     {"to": "0001-01-01T00:00:00Z"},  # no day before it to default from to
+    {"group_by": "nothing"},
+    {"group_by": "direction", "top": "0"},
+    {"group_by": "direction", "top": "21"},
+    {"group_by": "direction'; DROP TABLE events; --"},
+    {"agg": "p99", "field": "aapl_open"},
 ]
+
+
+def test_series_grouped_by_a_column_keeps_the_top_and_gathers_the_rest(client, viewer, apple):
+    rows = [row for row in apple_rows() if "2016-01-01" <= row["date"] < "2017-01-01"]
+    sizes: dict[str, int] = defaultdict(int)
+    for row in rows:
+        sizes[row["direction"]] += 1
+    assert len(sizes) == 2
+    biggest = max(sizes, key=lambda name: sizes[name])
+    body = get(
+        client,
+        viewer,
+        BASE + "/series",
+        **{"from": "2016-01-01T00:00:00Z", "to": "2017-01-01T00:00:00Z"},
+        bucket="day",
+        agg="sum",
+        field="aapl_volume",
+        group_by="direction",
+        top=1,
+    ).get_json()
+    assert body["points"] == []
+    assert [(line["group"], line["other"]) for line in body["groups"]] == [
+        (biggest, False),
+        (None, True),
+    ]
+    for line in body["groups"]:
+        wanted = {
+            row["date"]: float(row["volume"])
+            for row in rows
+            if (row["direction"] == biggest) != line["other"]
+        }
+        assert {point["bucket"][:10]: point["value"] for point in line["points"]} == wanted
 
 
 @pytest.mark.parametrize("params", BAD_SERIES, ids=[str(p) for p in BAD_SERIES])

@@ -46,6 +46,7 @@ SHELL_CALLBACK_MODULES = {
     "app.components.shell": Role.VIEWER,
     "app.components.dashboard_save": Role.ANALYST,
     "app.components.live_chart": Role.VIEWER,
+    "app.components.live_save": Role.ANALYST,
 }
 # Messages a live hub client may send, and the role each needs (the dataset is checked too).
 HUB_MESSAGE_ROLES = {"subscribe": Role.VIEWER, "unsubscribe": Role.VIEWER}

@@ -60,6 +60,7 @@ CALLBACK_RULES = {
     "..jobs-runs-message.children...jobs-retry-store.data..": Role.ANALYST,
     "..live-fields.data...live-fields.value..": Role.VIEWER,
     "..live-view.children...live-note.children..": Role.VIEWER,
+    "live-save-message.children": Role.ANALYST,
     '..{"key":["MATCH"],"type":"live-chart-graph"}.figure'
     '...{"key":["MATCH"],"type":"live-chart-state"}.data'
     '...{"key":["MATCH"],"type":"live-chart-note"}.children..': Role.VIEWER,

@@ -6,6 +6,7 @@ import dash_mantine_components as dmc
 from dash import html
 
 from app.components.live_chart import DEFAULT_WINDOW, MAX_FIELDS, WINDOWS, live_chart
+from app.components.live_save import save_controls
 
 PAGE_CHART = "page"  # the key of the page's live chart
 
@@ -45,6 +46,7 @@ def live_page(
                 ],
                 align="flex-start",
             ),
+            save_controls(),
             dmc.Text(
                 "No dataset yet: upload a CSV or start with --demo." if not datasets else "",
                 id="live-note",

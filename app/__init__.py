@@ -64,8 +64,10 @@ def create_app(config: Config | None = None) -> Flask:
     init_limits(server)
 
     from app import api, auth, health
+    from app.oidc import init_oidc
 
     server.register_blueprint(auth.bp)
+    init_oidc(server, config.oidc)
     server.register_blueprint(health.bp)
     server.register_blueprint(api.bp)
     # API clients authenticate with bearer tokens, which a browser never sends on its own;

@@ -76,13 +76,19 @@ def login() -> Any:
     )
     if user is None:
         return render_template("login.html", form=form, error=LOGIN_REFUSED), 401
+    sign_in(user)
+    return redirect(safe_next(form.next.data))
+
+
+def sign_in(user: User) -> None:
+    """Start a new server-side session for ``user`` (a password or single sign-on checked)."""
+    config = current_app.config["INSIGHTWAVE"]
     # A fresh session id at sign-in: nothing set before it (a planted cookie) carries over.
     session.clear()
     open_session(user, timedelta(days=config.session_days))
     db.session.commit()
     login_user(user)
     session.permanent = True
-    return redirect(safe_next(form.next.data))
 
 
 @bp.route("/logout", methods=["GET", "POST"])

@@ -26,6 +26,19 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class OidcSettings:
+    """Single sign-on with an OpenID Connect provider (see app/oidc.py)."""
+
+    issuer: str
+    client_id: str
+    client_secret: str
+    role_claim: str = "groups"
+    roles: tuple[tuple[str, str], ...] = ()  # (claim value, role), e.g. ("bi-admins", "admin")
+    default_role: str | None = None  # for users no claim value maps; None refuses them
+    label: str = "single sign-on"
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the app reads from its environment."""
 
@@ -52,6 +65,7 @@ class Config:
     rate_limit: str = "600 per minute"  # API calls per token (or signed-in user)
     rate_limit_ip: str = "1200 per minute"  # API calls per client address
     rate_limiting: bool = True
+    oidc: OidcSettings | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -88,6 +102,7 @@ class Config:
         values["rate_limiting"] = _boolean(
             "INSIGHTWAVE_RATE_LIMITING", env.get("INSIGHTWAVE_RATE_LIMITING"), default=True
         )
+        values["oidc"] = _oidc(env)
         for field_name, variable, default in _HUB_NUMBERS:
             values[field_name] = _positive_int(variable, env.get(variable), default)
         values.update(overrides)
@@ -257,3 +272,45 @@ def _rate(variable: str, env: Mapping[str, str], default: str) -> str:
     except ValueError as exc:
         raise ConfigError(variable, f"is not a rate such as '600 per minute', got {raw!r}") from exc
     return raw.strip()
+
+
+def _oidc(env: Mapping[str, str]) -> OidcSettings | None:
+    issuer = _optional(env.get("INSIGHTWAVE_OIDC_ISSUER"))
+    if issuer is None:
+        return None
+    parts = urlsplit(issuer)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigError("INSIGHTWAVE_OIDC_ISSUER", "must be the provider's http(s) URL")
+    client_id = _optional(env.get("INSIGHTWAVE_OIDC_CLIENT_ID"))
+    client_secret = _optional(env.get("INSIGHTWAVE_OIDC_CLIENT_SECRET"))
+    if client_id is None or client_secret is None:
+        variable = (
+            "INSIGHTWAVE_OIDC_CLIENT_ID" if client_id is None else "INSIGHTWAVE_OIDC_CLIENT_SECRET"
+        )
+        raise ConfigError(variable, "is needed when INSIGHTWAVE_OIDC_ISSUER is set")
+    roles = []
+    for item in (env.get("INSIGHTWAVE_OIDC_ROLES") or "").split(","):
+        if not item.strip():
+            continue
+        value, sep, role = item.rpartition("=")
+        if not sep or not value.strip() or role.strip() not in _ROLE_NAMES:
+            raise ConfigError(
+                "INSIGHTWAVE_OIDC_ROLES",
+                f"{item.strip()!r} is not claim-value=role (role: viewer, analyst or admin)",
+            )
+        roles.append((value.strip(), role.strip()))
+    default_role = (_optional(env.get("INSIGHTWAVE_OIDC_DEFAULT_ROLE")) or "none").lower()
+    if default_role not in {*_ROLE_NAMES, "none"}:
+        raise ConfigError("INSIGHTWAVE_OIDC_DEFAULT_ROLE", "must be viewer, analyst, admin or none")
+    return OidcSettings(
+        issuer=issuer,
+        client_id=client_id,
+        client_secret=client_secret,
+        role_claim=_optional(env.get("INSIGHTWAVE_OIDC_ROLE_CLAIM")) or "groups",
+        roles=tuple(roles),
+        default_role=None if default_role == "none" else default_role,
+        label=_optional(env.get("INSIGHTWAVE_OIDC_LABEL")) or "single sign-on",
+    )
+
+
+_ROLE_NAMES = ("viewer", "analyst", "admin")

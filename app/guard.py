@@ -29,6 +29,8 @@ DASH_PAGE_ENDPOINTS = {"/", "/<path:path>"}
 # carry no data).
 PUBLIC_ENDPOINTS = {
     "auth.login",
+    "oidc.start",
+    "oidc.finish",
     "auth.logout",
     "health.healthz",
     "api.openapi",  # the API's description, as public as the API's existence

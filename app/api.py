@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, render_template,
 from flask_login import current_user
 from psycopg.types.json import Jsonb
 
+from app import audit
 from app.access import dataset_exists, find_visible_dataset
 from app.api_spec import LiveToken, Me, PushedEvents, PushSummary, responses, spec
 from app.database import connect
@@ -145,7 +146,15 @@ def _load(conn: Any, name: str, items: list[Any]) -> dict[str, Any] | Response:
     options = IngestOptions(dataset=name, owner_id=current_user.id)
     source = {"rows": len(items)}
     try:
-        summary = run_now(conn, options, "push", source, created_by=current_user.id, records=items)
+        summary = run_now(
+            conn,
+            options,
+            "push",
+            source,
+            created_by=current_user.id,
+            records=items,
+            actor=audit.actor_of(current_user),
+        )
     except IngestError as exc:
         return api_error(422, "rejected", str(exc))
     rejected = conn.execute(

@@ -30,6 +30,7 @@ from etl.jobs import (
     enqueue_job_run,
     make_trigger,
     set_paused,
+    update_job,
 )
 from etl.pipeline import IngestOptions
 from etl.runs import retry_run
@@ -161,10 +162,9 @@ def act_on_job(user: User, action: str, job_id: object) -> str:
         raise JobViewError(f"{action!r} is not something a job can do.")
     job = _job_for(user, job_id)
     checked, name = job.id, job.name  # the row may be gone once the etl layer is done
-    with connect() as conn:
+    with connect() as conn, conn.transaction():
         message = perform(conn, checked, name)
-    audit.record(f"job.{action}", user, name, job_id=checked)
-    db.session.commit()
+        audit.record_on(conn, f"job.{action}", user, name, job_id=checked)
     return message
 
 
@@ -225,7 +225,8 @@ def _schedule(form: Mapping[str, object]) -> tuple[str, str]:
     raise JobViewError("Choose a schedule: an interval in seconds or a cron expression.")
 
 
-def _check_target(user: User, dataset: str, source_kind: str, time_column: str | None) -> None:
+def _check_target(user: User, dataset: str, source_kind: str, time_column: str | None) -> bool:
+    """Refuse a dataset ``user`` may not load into; True if the job will create it."""
     found = find_visible_dataset(user, dataset)
     if found is not None:
         columns = [str(column.get("name")) for column in found.columns]
@@ -237,6 +238,19 @@ def _check_target(user: User, dataset: str, source_kind: str, time_column: str |
         raise JobViewError(f"There is no dataset called {dataset!r} that you may use.")
     if time_column is not None and time_column not in columns:
         raise JobViewError(f"Dataset {dataset!r} has no column {time_column!r}.")
+    return found is None
+
+
+def _name(form: Mapping[str, object]) -> str:
+    name = _text(form.get("name"), "Name the job.")
+    if _UNSAFE_NAME.search(name):
+        raise JobViewError("A job name is plain text, without slashes or control characters.")
+    return name
+
+
+def _user_message(exc: JobError) -> JobViewError:
+    message = str(exc)
+    return JobViewError(message[:1].upper() + message[1:])
 
 
 def create_job_for(user: User, form: Mapping[str, object]) -> int:
@@ -245,9 +259,7 @@ def create_job_for(user: User, form: Mapping[str, object]) -> int:
     ``form`` holds name, dataset, source_kind, path, folder, url, rows, schedule_kind,
     interval, cron and time_column, as the browser sent them.
     """
-    name = _text(form.get("name"), "Name the job.")
-    if _UNSAFE_NAME.search(name):
-        raise JobViewError("A job name is plain text, without slashes or control characters.")
+    name = _name(form)
     dataset = _text(form.get("dataset"), "Choose the dataset to load into.")
     source_kind = form.get("source_kind")
     if not isinstance(source_kind, str) or source_kind not in JOB_SOURCE_KINDS:
@@ -262,8 +274,8 @@ def create_job_for(user: User, form: Mapping[str, object]) -> int:
         source = check_source(source_kind, _source(source_kind, form))
         trigger_kind, trigger_spec = _schedule(form)
         make_trigger(trigger_kind, trigger_spec)
-        _check_target(user, dataset, source_kind, time_column)
-        with connect() as conn:
+        creates = _check_target(user, dataset, source_kind, time_column)
+        with connect() as conn, conn.transaction():
             job_id = create_job(
                 conn,
                 name,
@@ -275,12 +287,76 @@ def create_job_for(user: User, form: Mapping[str, object]) -> int:
                 options,
                 user.id,
             )
+            if creates:
+                audit.record_on(conn, "dataset.create", user, dataset, job_id=job_id)
+            details = {"job_id": job_id, "dataset": dataset, "source": source_kind}
+            audit.record_on(conn, "job.create", user, name, **details)
     except JobError as exc:
-        message = str(exc)
-        raise JobViewError(message[:1].upper() + message[1:]) from None
-    audit.record("job.create", user, name, job_id=job_id, dataset=dataset, source=source_kind)
-    db.session.commit()
+        raise _user_message(exc) from None
     return job_id
+
+
+# --- editing a job ---------------------------------------------------------------------------
+
+
+def _inbox_relative(path: str) -> str:
+    """Show a stored path as the form asks for it: relative to the inbox when inside it."""
+    inbox = inbox_dir()
+    stored = Path(path)
+    return str(stored.relative_to(inbox)) if stored.is_relative_to(inbox) else path
+
+
+def job_form_for(user: User, job_id: object) -> dict[str, Any]:
+    """Return a job ``user`` may change as the edit form's values (keys as create_job_for's)."""
+    job = _job_for(user, job_id)
+    source = job.source
+    path = _inbox_relative(str(source.get("path", ""))) if "path" in source else None
+    interval = job.trigger_kind == "interval"
+    return {
+        "id": job.id,
+        "name": job.name,
+        "source_kind": job.source_kind,
+        "path": path if job.source_kind == "file" else None,
+        "folder": path if job.source_kind == "folder" else None,
+        "url": source.get("url"),
+        "rows": source.get("rows"),
+        "schedule_kind": job.trigger_kind,
+        "interval": int(job.trigger_spec) if interval else None,
+        "cron": None if interval else job.trigger_spec,
+    }
+
+
+def edit_job_for(user: User, job_id: object, form: Mapping[str, object]) -> str:
+    """Change the name, source settings and schedule of a job ``user`` may change.
+
+    ``form`` holds name, path, folder, url, rows, schedule_kind, interval and cron; the
+    job keeps its dataset and kind of source. The leader reschedules it at its next sync.
+    """
+    job = _job_for(user, job_id)
+    checked, kind = job.id, job.source_kind
+    before = {
+        "name": job.name,
+        "source": job.source,
+        "schedule": [job.trigger_kind, job.trigger_spec],
+    }
+    name = _name(form)
+    try:
+        # The form has no field for a URL's data format: the job keeps the one it has.
+        fresh = _source(kind, form) | (
+            {"format": job.source["format"]} if "format" in job.source else {}
+        )
+        source = check_source(kind, fresh)
+        trigger_kind, trigger_spec = _schedule(form)
+        make_trigger(trigger_kind, trigger_spec)
+        with connect() as conn, conn.transaction():
+            if not update_job(conn, checked, name, source, trigger_kind, trigger_spec):
+                raise JobViewError(f"There is no job {checked}: it may have been deleted.")
+            after = {"name": name, "source": source, "schedule": [trigger_kind, trigger_spec]}
+            changed = {key: after[key] for key in after if after[key] != before[key]}
+            audit.record_on(conn, "job.edit", user, name, job_id=checked, **changed)
+    except JobError as exc:
+        raise _user_message(exc) from None
+    return f"Job {name!r} is saved; it runs {_schedule_text(trigger_kind, trigger_spec)}."
 
 
 # --- runs ------------------------------------------------------------------------------------
@@ -345,9 +421,8 @@ def retry_run_for(user: User, run_id: object) -> str:
     if not is_admin(user):
         raise JobViewError("Only admins can retry runs.")
     checked = _checked_id(run_id, "run")
-    with connect() as conn:
+    with connect() as conn, conn.transaction():
         if not retry_run(conn, checked):
             raise JobViewError(f"Run {checked} is not failed or dead (or does not exist).")
-    audit.record("run.retry", user, str(checked))
-    db.session.commit()
+        audit.record_on(conn, "run.retry", user, f"run {checked}")
     return f"Run {checked} is queued again."

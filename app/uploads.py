@@ -23,6 +23,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import or_, select
 
+from app import audit
 from app.access import dataset_exists, find_visible_dataset, visible_datasets_query
 from app.database import connect
 from app.extensions import db
@@ -319,7 +320,9 @@ def load_upload(upload_id: object, target: UploadTarget, user: User) -> LoadResu
     # One attempt: the user is watching, and a silent retry later would surprise them.
     with connect() as conn:
         try:
-            summary = run_now(conn, options, "upload", source, created_by=user.id)
+            summary = run_now(
+                conn, options, "upload", source, created_by=user.id, actor=audit.actor_of(user)
+            )
         except SourceError as exc:
             raise UploadError(f"The upload could not be read: {exc}") from exc
     assert summary.run_id is not None
@@ -379,4 +382,7 @@ def rejected_rows_text(user: User, run_id: object) -> str:
     """
     checked = _own_run(user, run_id)
     with connect() as conn:
-        return "".join(rejected_rows_csv(conn, checked))
+        text = "".join(rejected_rows_csv(conn, checked))
+    audit.record("export.rejected_rows", user, f"run {checked}")
+    db.session.commit()
+    return text

@@ -105,12 +105,7 @@ def create_job(
     A demo job creates its dataset when new; other jobs load into an existing dataset.
     :raises JobError: saying what is wrong with the definition.
     """
-    name, trigger_spec = name.strip(), trigger_spec.strip()
-    if not name or len(name) > 100:
-        raise JobError("a job needs a name of 1 to 100 characters")
-    if len(trigger_spec) > 100:
-        raise JobError("a schedule is at most 100 characters long")
-    make_trigger(trigger_kind, trigger_spec)
+    name, trigger_spec = _check_definition(name, trigger_kind, trigger_spec)
     checked = check_source(source_kind, source)
     job_options = dataclasses.replace(options, dataset=dataset, owner_id=owner_id)
     with conn.transaction():  # a demo dataset made here goes if the job is refused
@@ -136,6 +131,47 @@ def create_job(
             raise JobError(f"dataset {dataset!r} already has a job called {name!r}") from None
     assert row is not None
     return int(row[0])
+
+
+def _check_definition(name: str, trigger_kind: str, trigger_spec: str) -> tuple[str, str]:
+    name, trigger_spec = name.strip(), trigger_spec.strip()
+    if not name or len(name) > 100:
+        raise JobError("a job needs a name of 1 to 100 characters")
+    if len(trigger_spec) > 100:
+        raise JobError("a schedule is at most 100 characters long")
+    make_trigger(trigger_kind, trigger_spec)
+    return name, trigger_spec
+
+
+def update_job(
+    conn: psycopg.Connection[Any],
+    job_id: int,
+    name: str,
+    source: dict[str, Any],
+    trigger_kind: str,
+    trigger_spec: str,
+) -> bool:
+    """Change a job's name, source settings (same kind of source) and schedule.
+
+    The scheduling leader sees the changed schedule at its next sync and reschedules the
+    job, so the next firing follows the new schedule. True if there is such a job.
+    :raises JobError: saying what is wrong with the new definition.
+    """
+    name, trigger_spec = _check_definition(name, trigger_kind, trigger_spec)
+    found = conn.execute("SELECT source_kind FROM ingest_jobs WHERE id = %s", (job_id,)).fetchone()
+    if found is None:
+        return False
+    checked = check_source(found[0], source)
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "UPDATE ingest_jobs SET name = %s, source = %s, trigger_kind = %s, "
+                "trigger_spec = %s, updated_at = now() WHERE id = %s RETURNING id",
+                (name, Jsonb(checked), trigger_kind, trigger_spec, job_id),
+            ).fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise JobError(f"the dataset already has a job called {name!r}") from None
+    return row is not None
 
 
 def check_source(source_kind: str, source: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from etl.audit import Actor, record_audit
 from etl.pipeline import IngestError, IngestOptions, IngestSummary, ingest_csv, ingest_records
 from etl.sources import SourceError, open_source
 
@@ -62,11 +63,13 @@ def run_now(
     created_by: int | None = None,
     records: Sequence[Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    actor: Actor | None = None,
 ) -> IngestSummary:
     """Record a one-attempt run and execute it in this process (someone is waiting for it).
 
     The run is locked before it is committed, so no worker can claim it first; its id is
-    in the summary. ``conn`` must be in autocommit mode. Raises what ``execute_run`` raises.
+    in the summary. ``actor`` is who asked, for the audit log. ``conn`` must be in
+    autocommit mode. Raises what ``execute_run`` raises.
     """
     with conn.transaction():
         run_id = create_run(
@@ -74,7 +77,7 @@ def run_now(
         )
         try_lock_run(conn, run_id)
     try:
-        return execute_run(conn, run_id, progress, records)
+        return execute_run(conn, run_id, progress, records, actor)
     finally:
         unlock_run(conn, run_id)
 
@@ -122,11 +125,14 @@ def execute_run(
     run_id: int,
     progress: Callable[[int], None] | None = None,
     records: Sequence[Any] | None = None,
+    actor: Actor | None = None,
 ) -> IngestSummary:
     """Run a claimed (advisory-locked) run to success or a recorded failure.
 
     ``conn`` must be in autocommit mode; ``records`` carries a push run's JSON objects (they
-    are not stored, so a push run is never retried later). Returns the summary on success.
+    are not stored, so a push run is never retried later). An upload, and a dataset the run
+    creates, are audited in the run's transaction, as ``actor`` (default: the run's owner).
+    Returns the summary on success.
     :raises IngestError: the input was refused (the run is dead: retrying cannot help).
     :raises SourceError, psycopg.Error: the attempt failed (the run is retried later).
     """
@@ -160,6 +166,7 @@ def execute_run(
                     run_id,
                 ),
             )
+            _audit_run(conn, run_id, kind, summary, actor or _owner(options))
     except IngestError as exc:
         record_failure(conn, run_id, str(exc), retry=False)
         raise
@@ -167,6 +174,32 @@ def execute_run(
         record_failure(conn, run_id, _describe(exc), retry=True)
         raise
     return summary
+
+
+def _owner(options: IngestOptions) -> Actor | None:
+    return Actor(id=options.owner_id) if options.owner_id is not None else None
+
+
+def _audit_run(
+    conn: psycopg.Connection[Any],
+    run_id: int,
+    kind: str,
+    summary: IngestSummary,
+    actor: Actor | None,
+) -> None:
+    if summary.created:
+        columns = [column.get("name") for column in summary.columns]
+        record_audit(
+            conn, "dataset.create", actor, summary.dataset, {"run": run_id, "columns": columns}
+        )
+    if kind == "upload":
+        counts = {
+            "run": run_id,
+            "rows_loaded": summary.rows_loaded,
+            "rows_rejected": summary.rows_rejected,
+            "rows_duplicate": summary.rows_duplicate,
+        }
+        record_audit(conn, "upload", actor, summary.dataset, counts)
 
 
 def _load(

@@ -3,14 +3,28 @@ from dash import Input, Output, State, callback, ctx, no_update
 from flask_login import current_user
 
 from app.access import visible_datasets
-from app.components.jobs import FORM_FIELDS, SCHEDULE_FIELDS, SOURCE_FIELDS, field_styles, jobs_page
+from app.components.jobs import (
+    EDIT_FIELDS,
+    EDIT_SCHEDULE_FIELDS,
+    EDIT_SOURCE_FIELDS,
+    FORM_FIELDS,
+    SCHEDULE_FIELDS,
+    SOURCE_FIELDS,
+    edit_reply,
+    edit_styles,
+    field_styles,
+    jobs_page,
+    schedule_styles,
+)
 from app.components.upload import alert
 from app.job_views import (
     JobViewError,
     act_on_job,
     create_job_for,
+    edit_job_for,
     inbox_dir,
     is_admin,
+    job_form_for,
     list_jobs_for,
     list_runs_for,
     retry_run_for,
@@ -91,13 +105,59 @@ def act(_pause, _resume, _run, _delete, _confirmed, selected):
 
 
 @callback(
+    output={
+        "opened": Output("jobs-edit-modal", "opened"),
+        "job": Output("jobs-edit-job", "data"),
+        "values": {key: Output(field, "value") for key, field in EDIT_FIELDS.items()},
+        "styles": [Output(field, "style") for field in EDIT_SOURCE_FIELDS.values()],
+        "error": Output("jobs-edit-error", "children"),
+        "message": Output("jobs-edit-message", "children"),
+        "edited": Output("jobs-edited-store", "data"),
+    },
+    inputs={
+        "_open": Input("jobs-edit", "n_clicks"),
+        "_save": Input("jobs-edit-save", "n_clicks"),
+        "selected": State("jobs-grid", "selectedRows"),
+        "job_id": State("jobs-edit-job", "data"),
+        "form": {key: State(field, "value") for key, field in EDIT_FIELDS.items()},
+    },
+    prevent_initial_call=True,
+)
+def edit(_open, _save, selected, job_id, form):
+    """Open the edit dialog on the selected job, or save it; the server checks both."""
+    if ctx.triggered_id == "jobs-edit":
+        try:
+            values = job_form_for(current_user, selected_id(selected))
+        except JobViewError as exc:
+            return edit_reply(message=alert("Nothing to edit", str(exc)))
+        shown = {key: values[key] for key in EDIT_FIELDS}
+        styles = edit_styles(values["source_kind"])
+        return edit_reply(opened=True, job=values["id"], values=shown, styles=styles)
+    try:
+        message = edit_job_for(current_user, job_id, form)
+    except JobViewError as exc:
+        return edit_reply(error=alert("Not saved", str(exc), alert_id="jobs-edit-refused"))
+    done = alert("Saved", message, color="teal", alert_id="jobs-edit-done")
+    return edit_reply(opened=False, message=done, edited=job_id)
+
+
+@callback(
+    [Output(field, "style") for field in EDIT_SCHEDULE_FIELDS.values()],
+    Input("jobs-edit-schedule-kind", "value"),
+)
+def switch_edit_schedule(schedule_kind):
+    return schedule_styles(schedule_kind)
+
+
+@callback(
     Output("jobs-grid", "rowData"),
     Input("jobs-refresh", "n_clicks"),
     Input("jobs-created-store", "data"),
     Input("jobs-action-store", "data"),
+    Input("jobs-edited-store", "data"),
     prevent_initial_call=True,
 )
-def refresh_jobs(_clicks, _created, _acted):
+def refresh_jobs(_clicks, _created, _acted, _edited):
     return list_jobs_for(current_user)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import dash_ag_grid as dag
 import dash_mantine_components as dmc
-from dash import dcc, html
+from dash import dcc, html, no_update
 
 from app.job_views import RUN_STATUSES
 
@@ -33,6 +33,24 @@ FORM_FIELDS = {
     "interval": "jobs-interval",
     "cron": "jobs-cron",
     "time_column": "jobs-time-column",
+}
+# The edit dialog's fields, by create_job_for's form keys; a job keeps its kind of source.
+EDIT_SOURCE_FIELDS = {
+    "file": "jobs-edit-path",
+    "folder": "jobs-edit-folder",
+    "url": "jobs-edit-url",
+    "demo": "jobs-edit-rows",
+}
+EDIT_SCHEDULE_FIELDS = {"interval": "jobs-edit-interval", "cron": "jobs-edit-cron"}
+EDIT_FIELDS = {
+    "name": "jobs-edit-name",
+    "path": "jobs-edit-path",
+    "folder": "jobs-edit-folder",
+    "url": "jobs-edit-url",
+    "rows": "jobs-edit-rows",
+    "schedule_kind": "jobs-edit-schedule-kind",
+    "interval": "jobs-edit-interval",
+    "cron": "jobs-edit-cron",
 }
 STATUS_COLOURS = {
     "queued": "gray",
@@ -93,6 +111,30 @@ def field_styles(source_kind: object, schedule_kind: object) -> list[dict[str, s
     wanted = {SOURCE_FIELDS.get(str(source_kind)), SCHEDULE_FIELDS.get(str(schedule_kind))}
     fields = [*SOURCE_FIELDS.values(), *SCHEDULE_FIELDS.values()]
     return [SHOWN if field in wanted else HIDDEN for field in fields]
+
+
+def edit_styles(source_kind: object) -> list[dict[str, str]]:
+    """Show the one source field a job's kind of source has, in EDIT_SOURCE_FIELDS order."""
+    return [SHOWN if kind == source_kind else HIDDEN for kind in EDIT_SOURCE_FIELDS]
+
+
+def schedule_styles(schedule_kind: object) -> list[dict[str, str]]:
+    """Show the schedule field the chosen kind needs, in EDIT_SCHEDULE_FIELDS order."""
+    return [SHOWN if kind == schedule_kind else HIDDEN for kind in EDIT_SCHEDULE_FIELDS]
+
+
+def edit_reply(**changes: Any) -> dict[str, Any]:
+    """The edit callback's outputs: ``changes``, with nothing else changed and no message."""
+    unchanged = {
+        "opened": no_update,
+        "job": no_update,
+        "values": dict.fromkeys(EDIT_FIELDS, no_update),
+        "styles": [no_update] * len(EDIT_SOURCE_FIELDS),
+        "error": None,
+        "message": None,
+        "edited": no_update,
+    }
+    return unchanged | changes
 
 
 def _kinds(component_id: str, label: str, kinds: list[tuple[str, str]], value: str) -> Any:
@@ -193,6 +235,41 @@ def create_form(datasets: list[str], inbox: str) -> Any:
     )
 
 
+def edit_dialog(inbox: str) -> Any:
+    """The dialog that changes a job's name, source settings and schedule."""
+    return dmc.Modal(
+        id="jobs-edit-modal",
+        title="Edit job",
+        size="lg",
+        children=dmc.Stack(
+            [
+                dcc.Store(id="jobs-edit-job"),
+                dmc.TextInput(id="jobs-edit-name", label="Name"),
+                dmc.TextInput(
+                    id="jobs-edit-path", label="File", description=f"A path inside {inbox}"
+                ),
+                dmc.TextInput(
+                    id="jobs-edit-folder", label="Folder", description=f"A folder inside {inbox}"
+                ),
+                dmc.TextInput(id="jobs-edit-url", label="URL"),
+                dmc.NumberInput(id="jobs-edit-rows", label="Rows per tick", min=1),
+                _kinds(
+                    "jobs-edit-schedule-kind",
+                    "Schedule",
+                    [("interval", "Every N seconds"), ("cron", "Cron")],
+                    "interval",
+                ),
+                dmc.NumberInput(id="jobs-edit-interval", label="Every (seconds)", min=1),
+                dmc.TextInput(
+                    id="jobs-edit-cron", label="Cron expression", placeholder="*/15 * * * *"
+                ),
+                html.Div(id="jobs-edit-error"),
+                dmc.Group(dmc.Button("Save", id="jobs-edit-save"), justify="flex-end"),
+            ]
+        ),
+    )
+
+
 def _section(title: str, controls: list[Any], note: str) -> list[Any]:
     return [
         dmc.Group(
@@ -206,6 +283,7 @@ def jobs_section(jobs: list[dict[str, Any]], admin: bool) -> Any:
     buttons = [
         dmc.Button("Pause", id="jobs-pause", variant="light"),
         dmc.Button("Resume", id="jobs-resume", variant="light"),
+        dmc.Button("Edit", id="jobs-edit", variant="light"),
         dmc.Button("Run now", id="jobs-run", variant="light", color="teal"),
         dmc.Button("Delete", id="jobs-delete", variant="light", color="red"),
         dmc.Button("Refresh", id="jobs-refresh", variant="subtle"),
@@ -223,6 +301,7 @@ def jobs_section(jobs: list[dict[str, Any]], admin: bool) -> Any:
                 dashGridOptions=SINGLE_ROW,
             ),
             html.Div(id="jobs-action-message"),
+            html.Div(id="jobs-edit-message"),
             dcc.ConfirmDialog(id="jobs-delete-confirm"),
         ]
     )
@@ -280,7 +359,9 @@ def jobs_page(
             dcc.Store(id="jobs-created-store"),
             dcc.Store(id="jobs-action-store"),
             dcc.Store(id="jobs-retry-store"),
+            dcc.Store(id="jobs-edited-store"),
             create_form(datasets, inbox),
+            edit_dialog(inbox),
             jobs_section(jobs, admin),
             runs_section(runs, admin),
         ],

@@ -58,6 +58,13 @@ CALLBACK_RULES = {
     "jobs-grid.rowData": Role.ANALYST,
     "jobs-runs-grid.rowData": Role.ANALYST,
     "..jobs-runs-message.children...jobs-retry-store.data..": Role.ANALYST,
+    "..jobs-edit-modal.opened...jobs-edit-job.data...jobs-edit-name.value...jobs-edit-path.value"
+    "...jobs-edit-folder.value...jobs-edit-url.value...jobs-edit-rows.value"
+    "...jobs-edit-schedule-kind.value...jobs-edit-interval.value...jobs-edit-cron.value"
+    "...jobs-edit-path.style...jobs-edit-folder.style...jobs-edit-url.style"
+    "...jobs-edit-rows.style...jobs-edit-error.children...jobs-edit-message.children"
+    "...jobs-edited-store.data..": Role.ANALYST,
+    "..jobs-edit-interval.style...jobs-edit-cron.style..": Role.ANALYST,
     "..live-fields.data...live-fields.value..": Role.VIEWER,
     "..live-view.children...live-note.children..": Role.VIEWER,
     "live-save-message.children": Role.ANALYST,

@@ -13,6 +13,7 @@ import dash
 import pytest
 
 from app.models import Role
+from tests.test_hub import make_hub, open_live, receive  # noqa: F401 (make_hub: a fixture)
 
 ANONYMOUS = None
 ROLES = [ANONYMOUS, Role.VIEWER, Role.ANALYST, Role.ADMIN]
@@ -85,14 +86,20 @@ CALLBACK_RULES = {
     "..tokens-revoke-confirm.displayed...tokens-revoke-confirm.message...tokens-message.children"
     "@d103454a82243d4ac98a4a7ea02f718df22c2a8ea2294a088e42b4a2ebf764ab..": Role.VIEWER,
     "..tokens-grid.rowData...tokens-message.children..": Role.VIEWER,
-    "..explore-field.data...explore-field.value..": Role.VIEWER,
+    "..explore-field.data...explore-field.value...explore-group.data...explore-group.value"
+    "...explore-filter-field.data..": Role.VIEWER,
+    "..explore-range.value...explore-start.value...explore-end.value...explore-start.display"
+    "...explore-end.display...explore-bucket.value...explore-filters.value"
+    "...explore-filter-value.value..": Role.VIEWER,
     "..explore-graph.figure...explore-graph.style...explore-table.rowData...explore-table.style"
-    "...explore-link.href...explore-note.children..": Role.VIEWER,
+    "...explore-link.href...explore-note.children...explore-drawn.data..": Role.VIEWER,
     "explore-download.data": Role.VIEWER,
     "explore-save-message.children": Role.ANALYST,
     '{"index":["ALL"],"type":"dashboard-chart"}.figure': Role.VIEWER,
     "dashboard-delete-confirm.displayed": Role.VIEWER,
     "..dashboard-location.href...dashboard-message.children..": Role.VIEWER,
+    "..dashboard-reload.href...dashboard-message.children"
+    "@5e524b606984fbfe62c2e4731098e9dbd71ae7b868cf85c966459650b3930a32..": Role.VIEWER,
     "..dashboard-tick.interval...dashboard-tick.disabled..": Role.VIEWER,
 }
 
@@ -273,3 +280,137 @@ def hrefs(node):
 @pytest.mark.parametrize("path", ["/_dash-layout", "/_dash-dependencies", "/api/v1/me"])
 def test_app_data_needs_a_session(client, path):
     assert client.get(path).status_code == 401
+
+
+# Every Flask route outside Dash's own: (endpoint, method) -> the lowest role that may call it,
+# or PUBLIC. Dash's routes are the pages and callbacks above (DASH_ROUTES says which).
+PUBLIC = "public"
+ROUTE_RULES = {
+    ("api.list_datasets", "GET"): Role.VIEWER,
+    ("api.describe_dataset", "GET"): Role.VIEWER,
+    ("api.list_events", "GET"): Role.VIEWER,
+    ("api.series", "GET"): Role.VIEWER,
+    ("api.push_events", "POST"): Role.ANALYST,
+    ("api.live_token", "GET"): Role.VIEWER,
+    ("api.me", "GET"): Role.VIEWER,
+    ("api.openapi", "GET"): PUBLIC,
+    ("api.docs", "GET"): PUBLIC,
+    ("health.healthz", "GET"): PUBLIC,
+    ("auth.login", "GET"): PUBLIC,
+    ("auth.login", "POST"): PUBLIC,
+    ("auth.logout", "GET"): PUBLIC,
+    ("auth.logout", "POST"): PUBLIC,
+    ("set_password.form", "GET"): PUBLIC,  # the link's signed token is the credential
+    ("set_password.form", "POST"): PUBLIC,
+    ("static", "GET"): PUBLIC,
+    ("_dash_assets.static", "GET"): PUBLIC,
+}
+DASH_ROUTES = {  # served by Dash: pages (PAGE_RULES), callbacks (CALLBACK_RULES), its bundles
+    "/",
+    "/<path:path>",
+    "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>",
+    "/_dash-dependencies",
+    "/_dash-layout",
+    "/_dash-update-component",
+    "/_favicon.ico",
+    "/_reload-hash",
+}
+# Messages a live hub client may send -> the lowest role (the dataset's visibility on top).
+HUB_RULES = {"subscribe": Role.VIEWER, "unsubscribe": Role.VIEWER}
+
+
+def flask_routes(app) -> set[tuple[str, str]]:
+    return {
+        (rule.endpoint, method)
+        for rule in app.url_map.iter_rules()
+        if rule.rule not in DASH_ROUTES
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+
+
+def test_every_route_has_a_rule(app):
+    assert flask_routes(app) == set(ROUTE_RULES)
+
+
+def test_every_hub_message_type_has_a_rule():
+    from app.guard import HUB_MESSAGE_ROLES
+    from app.hub.protocol import CLIENT_TYPES
+
+    assert set(CLIENT_TYPES) == set(HUB_RULES) == set(HUB_MESSAGE_ROLES)
+    assert HUB_RULES == HUB_MESSAGE_ROLES
+
+
+def route_url(app, endpoint: str) -> str:
+    rule = next(rule for rule in app.url_map.iter_rules() if rule.endpoint == endpoint)
+    file = "auth.css" if endpoint == "static" else "shell.css"
+    return rule.rule.replace("<name>", "matrix").replace("<path:filename>", file)
+
+
+@pytest.fixture
+def matrix_dataset(app, auth):
+    """A dataset everyone signed in may see, pushed by an admin."""
+    token = auth.api_token("owner@example.com", Role.ADMIN)
+    response = app.test_client().post(
+        "/api/v1/datasets/matrix/events",
+        json=[{"time": "2024-05-01T10:00:00Z", "n": 1}],
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 201, response.get_json()
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.value if r else "anonymous")
+@pytest.mark.parametrize(
+    ("endpoint", "method"),
+    sorted(key for key, rule in ROUTE_RULES.items() if rule != PUBLIC and key[0] != "static"),
+)
+def test_route_matrix(app, auth, matrix_dataset, role, endpoint, method):
+    """Each API route, called with a token of each role (or none): refused below its role."""
+    headers = {}
+    if role is not None:
+        headers["Authorization"] = f"Bearer {auth.api_token(f'{role.value}-m@example.com', role)}"
+    client = app.test_client()
+    url = route_url(app, endpoint)
+    body = [{"time": "2024-05-01T10:01:00Z", "n": 2}] if method == "POST" else None
+    response = client.open(url, method=method, headers=headers, json=body)
+    required = ROUTE_RULES[(endpoint, method)]
+    if role is None:
+        assert response.status_code == 401, (url, response.status_code)
+    elif allowed(role, required):
+        assert response.status_code < 400, (url, role, response.get_json())
+    else:
+        assert response.status_code == 403, (url, role, response.status_code)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "method"), sorted(key for key, rule in ROUTE_RULES.items() if rule == PUBLIC)
+)
+def test_public_routes_answer_without_signing_in(app, endpoint, method):
+    """A public route is never refused, nor sent to the sign-in page, for want of a session."""
+    url = route_url(app, endpoint)
+    response = app.test_client().open(url, method=method)
+    response.close()  # a static file answers with an open file
+    assert response.status_code not in (401, 403, 404), (url, response.status_code)
+    assert "/login?next=" not in response.headers.get("Location", ""), url
+
+
+@pytest.mark.parametrize("role", ROLES[1:], ids=lambda r: r.value)
+def test_hub_message_matrix(client, auth, make_hub, matrix_dataset, role):  # noqa: F811
+    """Each client message type, sent by each role over a real hub connection."""
+    hub = make_hub()
+    sign_in(auth, role)
+    token = client.get("/api/v1/live/token").get_json()["token"]
+    with open_live(hub, token) as ws:
+        for message_type, required in HUB_RULES.items():
+            ws.send(json.dumps({"type": message_type, "dataset": "matrix"}))
+            try:
+                answer = receive(ws, timeout=0.5)  # unsubscribe answers only when refused
+            except TimeoutError:
+                answer = {"type": "none"}
+            if allowed(role, required):
+                assert answer["type"] in ("subscribed", "none"), (message_type, answer)
+            else:
+                assert answer["type"] == "error", (message_type, answer)
+
+
+def test_anonymous_cannot_reach_the_hub(client):
+    assert client.get("/api/v1/live/token").status_code == 401

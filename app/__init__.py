@@ -63,12 +63,13 @@ def create_app(config: Config | None = None) -> Flask:
 
     init_limits(server)
 
-    from app import api, auth, health
+    from app import api, auth, health, set_password
     from app.oidc import init_oidc
 
     server.register_blueprint(auth.bp)
     init_oidc(server, config.oidc)
     server.register_blueprint(health.bp)
+    server.register_blueprint(set_password.bp)
     server.register_blueprint(api.bp)
     # API clients authenticate with bearer tokens, which a browser never sends on its own;
     # the guard still demands the CSRF token when an API call rides on a session cookie.

@@ -32,6 +32,7 @@ PUBLIC_ENDPOINTS = {
     "oidc.start",
     "oidc.finish",
     "auth.logout",
+    "set_password.form",  # a signed, expiring, single-use link is its own credential
     "health.healthz",
     "api.openapi",  # the API's description, as public as the API's existence
     "api.docs",

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from app import audit
 from app.extensions import db
@@ -17,6 +17,7 @@ from app.passwords import (
     generate_password,
     hash_password,
     needs_rehash,
+    unusable_password,
     verify_password,
 )
 
@@ -73,30 +74,108 @@ def list_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.email)))
 
 
+def find_users(
+    search: str | None = None,
+    role: str | None = None,
+    active: bool | None = None,
+    locked: bool | None = None,
+) -> list[User]:
+    """Return the users matching every filter given (email contains ``search``), by email."""
+    query = select(User).order_by(User.email)
+    if search:
+        query = query.where(User.email.contains(search.strip().lower(), autoescape=True))
+    if role:
+        query = query.where(User.role == parse_role(role).value)
+    if active is not None:
+        query = query.where(User.active.is_(active))
+    if locked is not None:
+        now = datetime.now(UTC)
+        is_locked = User.locked_until > now
+        query = query.where(
+            is_locked if locked else or_(User.locked_until.is_(None), User.locked_until <= now)
+        )
+    return list(db.session.scalars(query))
+
+
 def create_user(
-    email: str, role: Role | str, password: str | None = None, actor: User | None = None
+    email: str,
+    role: Role | str,
+    password: str | None = None,
+    actor: User | None = None,
+    invite: bool = False,
 ) -> NewUser:
     """Create an active user; without ``password`` one is generated and returned once.
+
+    With ``invite`` the user has no password yet and sets one through a link
+    (``app.set_password.link_for``).
 
     :raises UserError: for a bad email, role or password, or an email already taken.
     """
     address = normalize_email(email)
     chosen_role = role if isinstance(role, Role) else parse_role(role)
     generated = None
-    if password is None:
-        password = generated = generate_password()
+    if invite:
+        stored = unusable_password()
+    else:
+        if password is None:
+            password = generated = generate_password()
+        _check_policy(password)
+        stored = hash_password(password)
+    if find_user(address) is not None:
+        raise UserError(f"a user with email {address} already exists")
+    user = User(email=address, role=chosen_role.value, password_hash=stored)
+    db.session.add(user)
+    db.session.flush()
+    method = "link" if invite else ("generated" if generated else "given")
+    audit.record("user.create", actor, address, role=chosen_role.value, password=method)
+    db.session.commit()
+    return NewUser(user, generated)
+
+
+def reset_password(email: str, actor: User | None = None, invite: bool = False) -> str | None:
+    """Replace a user's password and end their sessions; return the new one (None: a link).
+
+    With ``invite`` the old password stops working and a set-password link is to be sent.
+    """
+    from app.sessions import revoke_all_sessions
+
+    user = get_user(email)
+    generated = None if invite else generate_password()
+    user.password_hash = unusable_password() if generated is None else hash_password(generated)
+    revoke_all_sessions(user.id)
+    audit.record("user.reset_password", actor, user.email, method="link" if invite else "generated")
+    db.session.commit()
+    return generated
+
+
+def change_password(user: User, new_password: str, actor: User | None, action: str) -> None:
+    """Store ``new_password`` for ``user`` (the policy applies) and record ``action``.
+
+    :raises UserError: when the password breaks the policy.
+    """
+    _check_policy(new_password)
+    user.password_hash = hash_password(new_password)
+    user.failed_logins = 0
+    user.locked_until = None
+    audit.record(action, actor, user.email)
+    db.session.commit()
+
+
+def unlock(email: str, actor: User | None = None) -> User:
+    """End a lockout after failed sign-ins."""
+    user = get_user(email)
+    user.locked_until = None
+    user.failed_logins = 0
+    audit.record("user.unlock", actor, user.email)
+    db.session.commit()
+    return user
+
+
+def _check_policy(password: str) -> None:
     try:
         check_password_policy(password)
     except PasswordPolicyError as exc:
         raise UserError(f"password {exc}") from exc
-    if find_user(address) is not None:
-        raise UserError(f"a user with email {address} already exists")
-    user = User(email=address, role=chosen_role.value, password_hash=hash_password(password))
-    db.session.add(user)
-    db.session.flush()
-    audit.record("user.create", actor, address, role=chosen_role.value)
-    db.session.commit()
-    return NewUser(user, generated)
 
 
 def set_role(email: str, role: Role | str, actor: User | None = None) -> User:

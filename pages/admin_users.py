@@ -1,8 +1,30 @@
-import dash
-from dash import Input, Output, callback
+import time
 
-from app.components.grid import refreshable_grid
-from app.queries import user_rows
+import dash
+from dash import Input, Output, State, callback, ctx, no_update
+from flask_login import current_user
+
+from app.components.users import (
+    ACTIVE_FILTER,
+    LOCKED_FILTER,
+    done,
+    filter_value,
+    refused,
+    shown_once,
+    user_rows,
+    users_page,
+)
+from app.set_password import link_for
+from app.users import (
+    UserError,
+    create_user,
+    find_users,
+    get_user,
+    reset_password,
+    set_active,
+    set_role,
+    unlock,
+)
 
 dash.register_page(
     __name__,
@@ -10,31 +32,133 @@ dash.register_page(
     name="Users",
     order=10,
     required_role="admin",
-    description="Everyone who can sign in, their roles and their state.",
+    description="Everyone who can sign in: create, change roles, deactivate, reset, unlock.",
 )
 
-COLUMNS = [
-    {"field": "email", "filter": True, "flex": 2},
-    {"field": "role", "filter": True},
-    {"field": "active"},
-    {"field": "locked_until", "headerName": "Locked until"},
-    {"field": "last_login_at", "headerName": "Last sign-in"},
-    {"field": "created_at", "headerName": "Created"},
-]
-NOTE = (
-    "Create users and change roles with `insightwave users ...` for now; "
-    "editing here arrives with issue #6."
-)
+# Buttons whose change is applied only after the confirmation dialog.
+CONFIRM = {
+    "admin-users-set-role": "Change the role of {email} to {role}?",
+    "admin-users-deactivate": "Deactivate {email}? Their sessions and API tokens stop at once.",
+    "admin-users-reset": "Reset the password of {email}? Their old password and sessions stop.",
+}
 
 
 def layout(**_query):
-    return refreshable_grid("admin-users", "Users", NOTE, COLUMNS, user_rows())
+    return users_page(user_rows(find_users()))
 
 
 @callback(
     Output("admin-users-grid", "rowData"),
     Input("admin-users-refresh", "n_clicks"),
+    Input("admin-users-changed", "data"),
+    Input("admin-users-search", "value"),
+    Input("admin-users-filter-role", "value"),
+    Input("admin-users-filter-active", "value"),
+    Input("admin-users-filter-locked", "value"),
     prevent_initial_call=True,
 )
-def refresh(_clicks):
-    return user_rows()
+def rows(_clicks, _changed=None, search=None, role=None, active=None, locked=None):
+    """List the users that match the filters (an unknown choice filters nothing)."""
+    return user_rows(
+        find_users(
+            search[:254] if isinstance(search, str) else None,
+            role if role in ("admin", "analyst", "viewer") else None,
+            filter_value(active, ACTIVE_FILTER),
+            filter_value(locked, LOCKED_FILTER),
+        )
+    )
+
+
+@callback(
+    Output("admin-users-secret", "children"),
+    Output("admin-users-email", "error"),
+    Output("admin-users-changed", "data"),
+    Input("admin-users-create", "n_clicks"),
+    State("admin-users-email", "value"),
+    State("admin-users-role", "value"),
+    State("admin-users-method", "value"),
+    prevent_initial_call=True,
+)
+def create(_clicks, email, role, method):
+    invite = method == "link"
+    try:
+        made = create_user(str(email or ""), str(role or ""), actor=current_user, invite=invite)
+    except UserError as exc:
+        return no_update, str(exc).capitalize() + ".", no_update
+    if invite:
+        secret = shown_once("Set-password link", link_for(made.user), made.user.email)
+    else:
+        secret = shown_once("One-time password", made.generated_password, made.user.email)
+    return secret, None, time.time_ns()
+
+
+@callback(
+    Output("admin-users-confirm", "displayed"),
+    Output("admin-users-confirm", "message"),
+    Output("admin-users-pending", "data"),
+    Output("admin-users-message", "children"),
+    Output("admin-users-changed", "data", allow_duplicate=True),
+    Output("admin-users-secret", "children", allow_duplicate=True),
+    Input("admin-users-set-role", "n_clicks"),
+    Input("admin-users-deactivate", "n_clicks"),
+    Input("admin-users-reactivate", "n_clicks"),
+    Input("admin-users-unlock", "n_clicks"),
+    Input("admin-users-reset", "n_clicks"),
+    Input("admin-users-confirm", "submit_n_clicks"),
+    State("admin-users-grid", "selectedRows"),
+    State("admin-users-new-role", "value"),
+    State("admin-users-reset-method", "value"),
+    State("admin-users-pending", "data"),
+    prevent_initial_call=True,
+)
+def act(*args):
+    """Ask before a destructive change and apply it once confirmed; apply the others at once."""
+    selected, role, method, pending = args[-4:]
+    trigger = ctx.triggered_id
+    if trigger == "admin-users-confirm":
+        if not isinstance(pending, dict):
+            return False, no_update, None, refused("Nothing to confirm."), no_update, no_update
+        message, secret = apply(pending)
+        return False, no_update, None, message, time.time_ns(), secret
+    email = selected_email(selected)
+    if email is None:
+        return False, no_update, None, refused("Select a user first."), no_update, no_update
+    change = {"action": trigger, "email": email, "role": role, "method": method}
+    if trigger in CONFIRM:
+        question = CONFIRM[trigger].format(email=email, role=role)
+        return True, question, change, "", no_update, no_update
+    message, secret = apply(change)
+    return False, no_update, None, message, time.time_ns(), secret
+
+
+def apply(change):
+    """Make the change; return the message and what to show once (or no_update)."""
+    action, email = change.get("action"), str(change.get("email") or "")
+    try:
+        if action == "admin-users-set-role":
+            user = set_role(email, str(change.get("role") or ""), actor=current_user)
+            return done(f"{user.email} is now {user.role}."), no_update
+        if action in ("admin-users-deactivate", "admin-users-reactivate"):
+            active = action == "admin-users-reactivate"
+            user = set_active(email, active, actor=current_user)
+            return done(f"{user.email} is {'active' if active else 'deactivated'}."), no_update
+        if action == "admin-users-unlock":
+            return done(f"{unlock(email, actor=current_user).email} is unlocked."), no_update
+        if action == "admin-users-reset":
+            invite = change.get("method") == "link"
+            password = reset_password(email, actor=current_user, invite=invite)
+            if password is None:
+                link = link_for(get_user(email))
+                return done("Password reset."), shown_once("Set-password link", link, email)
+            return done("Password reset."), shown_once("One-time password", password, email)
+    except UserError as exc:
+        return refused(str(exc).capitalize() + "."), no_update
+    return refused("Unknown action."), no_update
+
+
+def selected_email(selected):
+    """Return the email of the one selected grid row, or None for anything else."""
+    if not isinstance(selected, list) or len(selected) != 1 or not isinstance(selected[0], dict):
+        return None
+    email = selected[0].get("email")
+    return email if isinstance(email, str) and 0 < len(email) <= 254 else None

@@ -39,6 +39,14 @@ CALLBACK_RULES = {
     "_pages_dummy.children": CLIENTSIDE,
     "shell-provider.forceColorScheme": CLIENTSIDE,
     "admin-users-grid.rowData": Role.ADMIN,
+    "..admin-users-secret.children...admin-users-email.error...admin-users-changed.data..": (
+        Role.ADMIN
+    ),
+    "..admin-users-confirm.displayed...admin-users-confirm.message...admin-users-pending.data"
+    "...admin-users-message.children...admin-users-changed.data"
+    "@a007eb16626a3829e131667b802876e051e809dd50cce42aeb0ffb5a4bbcb7c7"
+    "...admin-users-secret.children"
+    "@a007eb16626a3829e131667b802876e051e809dd50cce42aeb0ffb5a4bbcb7c7..": Role.ADMIN,
     "admin-audit-grid.rowData": Role.ADMIN,
     "datasets-upload-check.children": Role.ANALYST,
     "..datasets-upload-store.data...datasets-upload-message.children"

@@ -50,3 +50,9 @@ def record_on(
 ) -> None:
     """Add an audit row to ``conn``'s open transaction, for changes made through psycopg."""
     record_audit(conn, action, actor_of(actor), target, details)
+
+
+def record_export(what: str, actor: User, target: str | None = None, **details: Any) -> None:
+    """Audit an export as ``export.<what>`` and commit it: an export changes nothing else."""
+    record(f"export.{what}", actor, target, **details)
+    db.session.commit()

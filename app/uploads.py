@@ -383,6 +383,5 @@ def rejected_rows_text(user: User, run_id: object) -> str:
     checked = _own_run(user, run_id)
     with connect() as conn:
         text = "".join(rejected_rows_csv(conn, checked))
-    audit.record("export.rejected_rows", user, f"run {checked}")
-    db.session.commit()
+    audit.record_export("rejected_rows", user, f"run {checked}")
     return text

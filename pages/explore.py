@@ -5,6 +5,7 @@ from dash import Input, Output, State, callback, dcc, no_update
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
+from app import audit
 from app.access import find_visible_dataset, visible_datasets
 from app.charts import CHART_KEYS, CUSTOM, Chart, QueryError, answer, line_name, parse_moment
 from app.components.explore import answer_figure, explore_page, table_rows
@@ -222,4 +223,5 @@ def export(_clicks, *values):
         for bucket, value in line.points
     )
     content = "".join(csv_lines(header, rows))
+    audit.record_export("explore", current_user, dataset.name, agg=chart.agg, range=chart.range)
     return dcc.send_string(content, f"{dataset.name}-{chart.agg}-{chart.range}.csv")

@@ -293,12 +293,14 @@ def datasets() -> None:
 @click.argument("days", type=click.IntRange(min=0))
 def datasets_set_retention(name: str, days: int) -> None:
     """Keep NAME's events for DAYS days (0: forever); the worker's leader deletes older ones."""
+    from app.audit import record_on
     from app.database import connect
     from etl.retention import set_retention
 
-    with app_context(), connect() as conn:
+    with app_context(), connect() as conn, conn.transaction():
         if not set_retention(conn, name, days or None):
             raise click.ClickException(f"there is no dataset called {name!r}")
+        record_on(conn, "dataset.retention", None, name, days=days or None)
         click.echo(f"{name}: events kept {'forever' if not days else f'for {days} days'}.")
 
 

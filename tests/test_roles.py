@@ -47,7 +47,9 @@ CALLBACK_RULES = {
     "@a007eb16626a3829e131667b802876e051e809dd50cce42aeb0ffb5a4bbcb7c7"
     "...admin-users-secret.children"
     "@a007eb16626a3829e131667b802876e051e809dd50cce42aeb0ffb5a4bbcb7c7..": Role.ADMIN,
-    "admin-audit-grid.rowData": Role.ADMIN,
+    "..admin-audit-grid.rowData...admin-audit-count.children...admin-audit-page.total"
+    "...admin-audit-page.value...admin-audit-message.children..": Role.ADMIN,
+    "admin-audit-download.data": Role.ADMIN,
     "datasets-upload-check.children": Role.ANALYST,
     "..datasets-upload-store.data...datasets-upload-message.children"
     "...datasets-preview-section.style...datasets-preview.children"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
-from flask_wtf.csrf import CSRFError, generate_csrf
+from flask_wtf.csrf import generate_csrf
 
 from app.config import Config
 from app.extensions import csrf, db, login_manager
@@ -59,9 +58,9 @@ def create_app(config: Config | None = None) -> Flask:
     login_manager.init_app(server)
     login_manager.session_protection = None  # sessions are server-side rows, revocable one by one
     csrf.init_app(server)
-    from app.limits import init_limits
+    from app.limits import init_limits, throttle_login
 
-    init_limits(server)
+    limiter = init_limits(server)
 
     from app import api, auth, health, set_password
     from app.oidc import init_oidc
@@ -77,11 +76,13 @@ def create_app(config: Config | None = None) -> Flask:
 
     from app import guard
     from app.dash_app import build_dash
+    from app.security import init_security
 
+    throttle_login(server, limiter)
     dash_app = build_dash(server)
     server.extensions["dash"] = dash_app
+    init_security(server)  # before the guard: a CORS preflight needs no sign-in
     guard.install(server, dash_app)
-    _install_error_handlers(server)
     server.after_request(_set_csrf_cookie)
     return server
 
@@ -97,20 +98,3 @@ def _set_csrf_cookie(response: Response) -> Response:
             httponly=False,
         )
     return response
-
-
-def _install_error_handlers(server: Flask) -> None:
-    def error(status: int, code: str, message: str) -> tuple[Response, int]:
-        return jsonify({"error": {"code": code, "message": message}}), status
-
-    @server.errorhandler(CSRFError)
-    def csrf_failed(exc: CSRFError) -> Any:
-        return error(400, "csrf_failed", "the CSRF token is missing or invalid; reload the page")
-
-    @server.errorhandler(413)
-    def too_large(exc: Exception) -> Any:
-        return error(413, "too_large", "the request body is too large")
-
-    @server.errorhandler(500)
-    def internal(exc: Exception) -> Any:
-        return error(500, "internal", "something went wrong on the server; it has been logged")

@@ -54,12 +54,24 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8050, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--demo", is_flag=True, help="Feed a synthetic demo stream so there is data to see.")
-def serve(host: str, port: int, demo: bool) -> None:
+@click.option(
+    "--certfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM certificate (chain): serve HTTPS without a proxy. Needs --keyfile.",
+)
+@click.option(
+    "--keyfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM private key of --certfile.",
+)
+def serve(host: str, port: int, demo: bool, certfile: Path | None, keyfile: Path | None) -> None:
     """Run everything in one process: database (embedded if DATABASE_URL is unset) and web."""
     from app.hub import HubThread, build_hub
     from app.server import run
     from etl.worker import start_background
 
+    if (certfile is None) != (keyfile is None):
+        raise click.UsageError("--certfile and --keyfile go together")
     with app_context() as server:
         _seed_admin(server)
         db.session.remove()  # hold no connection, idle in a transaction, while serving
@@ -74,7 +86,7 @@ def serve(host: str, port: int, demo: bool) -> None:
             raise click.ClickException(f"{exc} (set INSIGHTWAVE_HUB_PORT to a free port)") from exc
         background = start_background(url)
         try:
-            run(server, host, port)
+            run(server, host, port, certfile=certfile, keyfile=keyfile)
         finally:
             background.stop()  # lets the runs in progress finish
             hub.stop()

@@ -50,7 +50,11 @@ class Config:
     redis_url: str | None = None
     login_max_failures: int = 5
     lockout_minutes: int = 15
-    session_days: int = 14
+    session_days: int = 14  # absolute: a session ends this long after sign-in, used or not
+    session_idle_minutes: int = 480  # idle: a session unused this long ends
+    login_rate_limit_ip: str = "20 per 15 minutes"  # failed sign-ins from one address
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call /api/v1 (none by default)
+    proxy_count: int = 0  # reverse proxies in front that set X-Forwarded-* (0: trust none)
     https: bool = False
     testing: bool = False
     hub_host: str = "127.0.0.1"
@@ -91,6 +95,13 @@ class Config:
             "session_days": _positive_int(
                 "INSIGHTWAVE_SESSION_DAYS", env.get("INSIGHTWAVE_SESSION_DAYS"), 14
             ),
+            "session_idle_minutes": _positive_int(
+                "INSIGHTWAVE_SESSION_IDLE_MINUTES", env.get("INSIGHTWAVE_SESSION_IDLE_MINUTES"), 480
+            ),
+            "cors_origins": _origins(
+                "INSIGHTWAVE_CORS_ORIGINS", env.get("INSIGHTWAVE_CORS_ORIGINS")
+            ),
+            "proxy_count": _count("INSIGHTWAVE_PROXY_COUNT", env.get("INSIGHTWAVE_PROXY_COUNT")),
             "https": _boolean("INSIGHTWAVE_HTTPS", env.get("INSIGHTWAVE_HTTPS")),
             "hub_host": _optional(env.get("INSIGHTWAVE_HUB_HOST")) or "127.0.0.1",
             "hub_port": _port("INSIGHTWAVE_HUB_PORT", env.get("INSIGHTWAVE_HUB_PORT"), 8051),
@@ -99,6 +110,9 @@ class Config:
         }
         values["rate_limit"] = _rate("INSIGHTWAVE_RATE_LIMIT", env, "600 per minute")
         values["rate_limit_ip"] = _rate("INSIGHTWAVE_RATE_LIMIT_IP", env, "1200 per minute")
+        values["login_rate_limit_ip"] = _rate(
+            "INSIGHTWAVE_LOGIN_RATE_LIMIT_IP", env, "20 per 15 minutes"
+        )
         values["rate_limiting"] = _boolean(
             "INSIGHTWAVE_RATE_LIMITING", env.get("INSIGHTWAVE_RATE_LIMITING"), default=True
         )
@@ -218,6 +232,14 @@ def _positive_int(variable: str, raw: str | None, default: int) -> int:
     if value <= 0:
         raise ConfigError(variable, f"must be greater than 0, got {value}")
     return value
+
+
+def _count(variable: str, raw: str | None) -> int:
+    if raw is None or raw.strip() == "":
+        return 0
+    if not raw.strip().isdigit():
+        raise ConfigError(variable, f"must be a whole number from 0 up, got {raw!r}")
+    return int(raw)
 
 
 def _boolean(variable: str, raw: str | None, default: bool = False) -> bool:

@@ -1,9 +1,17 @@
-"""Serve the app in this process (``insightwave serve``) until SIGTERM or Ctrl-C."""
+"""Serve the app in this process (``insightwave serve``) until SIGTERM or Ctrl-C.
+
+Plain HTTP is served by waitress. Waitress has no TLS, so with a certificate the same app is
+served by cheroot (CherryPy's pure-Python, threaded WSGI server, TLS through the standard
+``ssl`` module): one process like waitress, so the live hub and the scheduler started by
+``serve`` stay single, and it runs wherever Python runs. Gunicorn can do TLS too, but it forks
+worker processes (each would need its own hub and scheduler) and does not run on Windows.
+"""
 
 from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -17,10 +25,20 @@ def _exit(signum: int, _frame: FrameType | None) -> None:
     sys.exit(128 + signum)
 
 
-def run(server: Flask, host: str, port: int, threads: int = 8) -> None:
-    """Serve ``server`` with waitress; return after SIGTERM or SIGINT."""
+def run(
+    server: Flask,
+    host: str,
+    port: int,
+    threads: int = 8,
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
+) -> None:
+    """Serve ``server`` (over HTTPS when given a certificate); return after SIGTERM or SIGINT."""
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
+    if certfile is not None and keyfile is not None:
+        _run_https(server, host, port, threads, certfile, keyfile)
+        return
     try:
         wsgi = create_server(server, host=host, port=port, threads=threads, ident="insightwave")
     except OSError as exc:
@@ -34,3 +52,28 @@ def run(server: Flask, host: str, port: int, threads: int = 8) -> None:
     finally:
         click.echo("Stopping Insight-Wave.")
         wsgi.close()
+
+
+def _run_https(
+    server: Flask, host: str, port: int, threads: int, certfile: Path, keyfile: Path
+) -> None:
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+    from cheroot.wsgi import Server
+
+    try:
+        adapter = BuiltinSSLAdapter(str(certfile), str(keyfile))
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise click.ClickException(f"cannot use the certificate or key: {exc}") from exc
+    wsgi = Server((host, port), server, numthreads=threads, server_name="insightwave")
+    wsgi.ssl_adapter = adapter
+    try:
+        wsgi.prepare()
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
+    bound = wsgi.bind_addr[1]
+    click.echo(f"Insight-Wave is running at https://{host}:{bound}/  (Ctrl-C stops it)")
+    try:
+        wsgi.serve()  # returns (raising SystemExit) once _exit runs
+    finally:
+        click.echo("Stopping Insight-Wave.")
+        wsgi.stop()

@@ -1,4 +1,9 @@
-"""Server-side sign-in sessions: the cookie holds a random token, PostgreSQL its hash."""
+"""Server-side sign-in sessions: the cookie holds a random token, PostgreSQL its hash.
+
+A session ends at the first of: sign-out or revocation, its absolute expiry (``expires_at``,
+``INSIGHTWAVE_SESSION_DAYS`` after sign-in) and its idle limit (``last_seen_at`` older than
+``INSIGHTWAVE_SESSION_IDLE_MINUTES``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from flask import request
+from flask import current_app, request
 from sqlalchemy import select, update
 
 from app.extensions import db
@@ -58,13 +63,16 @@ def session_holder(digest: str) -> User | None:
 
 
 def _live_session(digest: str) -> tuple[UserSession, User] | None:
+    now = datetime.now(UTC)
+    idle = timedelta(minutes=current_app.config["INSIGHTWAVE"].session_idle_minutes)
     row = db.session.execute(
         select(UserSession, User)
         .join(User, User.id == UserSession.user_id)
         .where(
             UserSession.id == digest,
             UserSession.revoked_at.is_(None),
-            UserSession.expires_at > datetime.now(UTC),
+            UserSession.expires_at > now,
+            UserSession.last_seen_at > now - idle,
             User.active,
         )
     ).first()

@@ -1,0 +1,168 @@
+"""Security headers, CORS for the API, proxy awareness and error responses that tell nothing.
+
+The Content-Security-Policy of an HTML page allows scripts only from this site and, inline,
+only Dash's own (its renderer and clientside callbacks) by their hashes: no ``unsafe-eval``,
+no ``unsafe-inline`` for scripts. Styles do allow ``unsafe-inline``: Mantine writes its theme
+into a ``<style>`` element and plotly.js writes ``style`` attributes into the SVG it draws,
+and the API reference page has a small ``<style>`` block; injected CSS cannot run code. Every
+other response (JSON, files) gets a policy that allows nothing, since it loads nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from flask_cors import CORS
+from flask_talisman import Talisman
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import Config
+
+HSTS = "max-age=31536000"  # a year, and no includeSubDomains: other hosts of the domain may be http
+API_PREFIX = "/api/"
+NOTHING_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+PAGE_POLICY = {
+    "default-src": "'self'",
+    "style-src": "'self' 'unsafe-inline'",
+    # Plotly's "download as PNG" draws into a data: image; Mantine and AG Grid embed data: icons.
+    "img-src": "'self' data: blob:",
+    "font-src": "'self' data:",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key"]
+CORS_EXPOSED = ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"]
+
+
+class _DashTalisman(Talisman):  # type: ignore[misc]
+    """Talisman with a policy made per response, and HSTS only on a connection that is HTTPS.
+
+    Talisman also sends HSTS when a client merely claims ``X-Forwarded-Proto: https``; here
+    only ``request.is_secure`` counts, which ProxyFix sets from proxies that are trusted.
+    """
+
+    def _get_local_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = super()._get_local_options()
+        options["content_security_policy"] = _policy_for(g.get("response_mimetype", ""))
+        return options
+
+    def _set_hsts_headers(self, headers: Any) -> None:
+        if request.is_secure:
+            headers["Strict-Transport-Security"] = HSTS
+
+    def _set_response_headers(self, response: Response) -> Response:
+        g.response_mimetype = response.mimetype
+        result: Response = super()._set_response_headers(response)
+        return result
+
+
+def _policy_for(mimetype: str) -> str:
+    if mimetype != "text/html":
+        return NOTHING_POLICY
+    dash_app = current_app.extensions["dash"]
+    directives = dict(PAGE_POLICY)
+    # The hashes of Dash's renderer and of the inline clientside callbacks, computed as the
+    # page is served: page modules may add callbacks until Dash sets itself up.
+    directives["script-src"] = " ".join(["'self'", *dash_app.csp_hashes()])
+    directives["connect-src"] = f"'self' {hub_origin()}"
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+def hub_origin() -> str:
+    """Return the origin browsers reach the live hub at (it listens on a port of its own)."""
+    config: Config = current_app.config["INSIGHTWAVE"]
+    if config.hub_url:
+        parts = urlsplit(config.hub_url)
+        return f"{parts.scheme}://{parts.netloc}"
+    page = urlsplit(request.host_url)
+    port = current_app.config.get("HUB_PORT") or config.hub_port
+    host = page.hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return f"{'wss' if page.scheme == 'https' else 'ws'}://{host}:{port}"
+
+
+def init_security(server: Flask) -> None:
+    """Install ProxyFix, the security headers, CORS for the API and the error responses.
+
+    Call before the guard is installed: a CORS preflight is answered before any sign-in check.
+    """
+    config: Config = server.config["INSIGHTWAVE"]
+    if config.proxy_count:
+        n = config.proxy_count
+        server.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            server.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n
+        )
+    _DashTalisman(
+        server,
+        force_https=False,  # redirecting to HTTPS is the proxy's job; HSTS keeps browsers there
+        session_cookie_secure=False,  # create_app marks it Secure on HTTPS requests itself
+        session_cookie_http_only=True,
+        strict_transport_security=True,
+        frame_options="DENY",
+        referrer_policy="same-origin",  # explore links carry dataset names and filters
+        content_security_policy=NOTHING_POLICY,  # replaced per response by _DashTalisman
+    )
+    CORS(
+        server,
+        resources={API_PREFIX + "v1/*": {"origins": list(config.cors_origins)}},
+        allow_headers=CORS_HEADERS,
+        expose_headers=CORS_EXPOSED,
+        supports_credentials=False,  # cross-origin callers use bearer tokens, never our cookies
+        max_age=600,
+    )
+    server.before_request(_answer_preflight)
+    _install_error_handlers(server)
+
+
+def _answer_preflight() -> Response | None:
+    """Answer a CORS preflight to the API: 204 for an allowed origin (flask-cors adds the
+    headers), 403 for any other."""
+    if not (
+        request.method == "OPTIONS"
+        and request.path.startswith(API_PREFIX)
+        and "Access-Control-Request-Method" in request.headers
+    ):
+        return None
+    origin = (request.headers.get("Origin") or "").rstrip("/")
+    if origin not in current_app.config["INSIGHTWAVE"].cors_origins:
+        return error_json(403, "cors_refused", "this origin may not call the API")
+    return Response(status=204)
+
+
+def error_json(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _wants_html() -> bool:
+    if request.path.startswith((API_PREFIX, "/_dash-")):
+        return False
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "text/html"
+
+
+def _install_error_handlers(server: Flask) -> None:
+    @server.errorhandler(CSRFError)
+    def csrf_failed(exc: CSRFError) -> Any:
+        return error_json(
+            400, "csrf_failed", "the CSRF token is missing or invalid; reload the page"
+        )
+
+    @server.errorhandler(413)
+    def too_large(exc: HTTPException) -> Any:
+        return error_json(413, "too_large", "the request body is too large")
+
+    @server.errorhandler(500)
+    def internal(exc: Exception) -> Any:
+        # Flask has logged the exception with its traceback; the client learns nothing of it.
+        message = "Something went wrong on the server; it has been logged."
+        if _wants_html():
+            return render_template("error.html", status=500, message=message), 500
+        return error_json(500, "internal", "something went wrong on the server; it has been logged")

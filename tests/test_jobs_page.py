@@ -14,12 +14,17 @@ from app.job_views import (
     JobViewError,
     act_on_job,
     create_job_for,
+    edit_job_for,
+    job_form_for,
     list_jobs_for,
     list_runs_for,
     retry_run_for,
 )
 from app.models import Role
 from app.users import get_user
+from etl.connection import connect
+from etl.scheduler import LeaderScheduler
+from tests.conftest import wait_for as wait_until
 from tests.test_browser import WAIT, screenshot, sign_in, wait_for
 from tests.test_roles import callback_body, csrf_header
 
@@ -38,6 +43,8 @@ JOB_CALLBACKS = [
     "jobs-grid.rowData",
     "jobs-runs-grid.rowData",
     "jobs-runs-message.children",
+    "jobs-edited-store.data",
+    "jobs-edit-cron.style",
 ]
 
 
@@ -215,6 +222,95 @@ def test_only_an_admin_retries_a_dead_run(app, users, database_url):
     assert scalar(database_url, status, run["id"]) == "queued"
 
 
+def test_a_job_opens_in_the_edit_form_as_it_was_created(app, users):
+    with app.app_context():
+        create_job_for(users("ana"), DEMO)  # makes the dataset
+        file_form = DEMO | {"name": "drops", "source_kind": "file", "path": "drop/in.csv"}
+        job_id = create_job_for(
+            users("ana"), file_form | {"schedule_kind": "cron", "cron": "0 * * * *"}
+        )
+        values = job_form_for(users("ana"), job_id)
+        with pytest.raises(JobViewError, match="only on your own jobs"):
+            job_form_for(users("bob"), job_id)
+        assert job_form_for(users("root"), job_id) == values
+        db.session.remove()
+    assert values == {
+        "id": job_id,
+        "name": "drops",
+        "source_kind": "file",
+        "path": "drop/in.csv",
+        "folder": None,
+        "url": None,
+        "rows": None,
+        "schedule_kind": "cron",
+        "interval": None,
+        "cron": "0 * * * *",
+    }
+
+
+def test_an_edit_changes_name_source_and_schedule(app, users, data_dir):
+    with app.app_context():
+        create_job_for(users("ana"), DEMO)  # makes the dataset
+        file_form = DEMO | {"name": "drops", "source_kind": "file", "path": "drop/in.csv"}
+        job_id = create_job_for(users("ana"), file_form)
+        edited = {"name": "drops2", "path": "other.csv", "schedule_kind": "interval", "interval": 5}
+        assert "every 5 s" in edit_job_for(users("ana"), job_id, edited)
+        (job,) = [job for job in list_jobs_for(users("ana")) if job["id"] == job_id]
+        db.session.remove()
+    assert (job["name"], job["schedule"], job["source"]) == ("drops2", "every 5 s", "file")
+    assert job["where"] == str((data_dir / "inbox" / "other.csv").resolve())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"name": ""}, "Name the job"),
+        ({"name": "a/b"}, "plain text"),
+        ({"rows": 0}, "Demo rows"),
+        ({"schedule_kind": "cron", "cron": "every day"}, "not valid"),
+        ({"interval": 0}, "at least 1"),
+        ({"schedule_kind": "weekly"}, "Choose a schedule"),
+    ],
+)
+def test_a_bad_edit_is_refused_and_changes_nothing(app, users, database_url, change, message):
+    with app.app_context():
+        job_id = create_job_for(users("ana"), DEMO)
+        with pytest.raises(JobViewError, match=message):
+            edit_job_for(users("ana"), job_id, DEMO | change)
+        db.session.remove()
+    row = "SELECT name, source->>'rows', trigger_spec FROM ingest_jobs"
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        assert conn.execute(row).fetchone() == ("ticks", "5", "60")
+
+
+def test_an_analyst_cannot_edit_another_analysts_job(app, users, database_url):
+    with app.app_context():
+        job_id = create_job_for(users("bob"), DEMO)
+        with pytest.raises(JobViewError, match="only on your own jobs"):
+            edit_job_for(users("ana"), job_id, DEMO | {"name": "mine now"})
+        edit_job_for(users("root"), job_id, DEMO | {"name": "renamed by root"})
+        db.session.remove()
+    assert scalar(database_url, "SELECT name FROM ingest_jobs") == "renamed by root"
+
+
+def test_an_edited_schedule_is_followed_by_the_scheduler(app, users, database_url):
+    with app.app_context():
+        job_id = create_job_for(users("ana"), DEMO | {"interval": 3600})
+        db.session.remove()
+    runs = "SELECT count(*) FROM ingest_runs WHERE job_id = %s"
+    with connect(database_url, "test") as conn, LeaderScheduler(database_url, sync_interval=0.1):
+        wait_until(
+            lambda: conn.execute("SELECT count(*) FROM apscheduler_jobs").fetchone()[0] == 1,
+            5,
+            "the job to be scheduled",
+        )
+        assert scalar(database_url, runs, job_id) == 0, "an hourly job does not fire at once"
+        with app.app_context():
+            edit_job_for(users("ana"), job_id, DEMO | {"interval": 1})
+            db.session.remove()
+        wait_until(lambda: scalar(database_url, runs, job_id) >= 2, 10, "the edited job to fire")
+
+
 # --- the callbacks, over HTTP ---------------------------------------------------------------
 
 
@@ -303,6 +399,72 @@ def test_retry_through_the_callback_is_for_admins_only(
         assert "only admins can retry runs" in alert_text(retried, "jobs-runs-message").lower()
         assert "jobs-retry-store" not in retried.get_json()["response"]
         assert status == "dead"
+
+
+def edit_values(job_id: object, **values: object) -> dict[str, object]:
+    fields = {"name": "ticks", "rows": 5, "schedule_kind": "interval", "interval": 60} | values
+    return {"jobs-edit-save.n_clicks": 1, "jobs-edit-job.data": job_id} | {
+        f"jobs-edit-{key.replace('_', '-')}.value": value for key, value in fields.items()
+    }
+
+
+def test_analyst_edits_a_job_through_the_dialog(client, dash_app, auth, database_url):
+    auth.login_as(Role.ANALYST)
+    created = call(client, dash_app, "jobs-create-message.children", form())
+    job_id = response_of(created, "jobs-created-store")["data"]
+    opened = call(
+        client,
+        dash_app,
+        "jobs-edited-store.data",
+        {"jobs-edit.n_clicks": 1, "jobs-grid.selectedRows": [{"id": job_id}]},
+    ).get_json()["response"]
+    assert opened["jobs-edit-modal"]["opened"] is True
+    assert opened["jobs-edit-job"]["data"] == job_id
+    assert opened["jobs-edit-name"]["value"] == "ticks"
+    assert opened["jobs-edit-rows"]["value"] == 5
+    assert opened["jobs-edit-interval"]["value"] == 60
+    assert opened["jobs-edit-rows"]["style"] == {}
+    assert opened["jobs-edit-path"]["style"] == {"display": "none"}
+    saved = call(
+        client,
+        dash_app,
+        "jobs-edited-store.data",
+        edit_values(job_id, name="tocks", schedule_kind="cron", cron="*/5 * * * *"),
+    )
+    assert alert_id(saved, "jobs-edit-message") == "jobs-edit-done"
+    assert response_of(saved, "jobs-edit-modal")["opened"] is False
+    listed = call(client, dash_app, "jobs-grid.rowData", {"jobs-edited-store.data": job_id})
+    (row,) = response_of(listed, "jobs-grid")["rowData"]
+    assert (row["name"], row["schedule"]) == ("tocks", "cron */5 * * * *")
+    refused = call(
+        client,
+        dash_app,
+        "jobs-edited-store.data",
+        edit_values(job_id, cron="x", schedule_kind="cron"),
+    )
+    assert alert_id(refused, "jobs-edit-error") == "jobs-edit-refused"
+    assert "jobs-edit-modal" not in refused.get_json()["response"]  # the dialog stays open
+    assert scalar(database_url, "SELECT trigger_spec FROM ingest_jobs") == "*/5 * * * *"
+
+
+def test_another_analysts_job_neither_opens_nor_saves(
+    app, client, dash_app, auth, users, database_url
+):
+    with app.app_context():
+        job_id = create_job_for(users("bob"), DEMO)
+        db.session.remove()
+    auth.login("ana@example.com")
+    opened = call(
+        client,
+        dash_app,
+        "jobs-edited-store.data",
+        {"jobs-edit.n_clicks": 1, "jobs-grid.selectedRows": [{"id": job_id}]},
+    )
+    assert "only on your own jobs" in alert_text(opened, "jobs-edit-message")
+    assert "jobs-edit-modal" not in opened.get_json()["response"]
+    saved = call(client, dash_app, "jobs-edited-store.data", edit_values(job_id, name="mine"))
+    assert "only on your own jobs" in alert_text(saved, "jobs-edit-error")
+    assert scalar(database_url, "SELECT name FROM ingest_jobs") == "ticks"
 
 
 @pytest.mark.parametrize("output", JOB_CALLBACKS)

@@ -28,6 +28,7 @@ PAGE_RULES = {
     "/datasets": Role.ANALYST,
     "/jobs": Role.ANALYST,
     "/admin/users": Role.ADMIN,
+    "/admin/groups": Role.ADMIN,
     "/admin/audit": Role.ADMIN,
     "/404": Role.VIEWER,
 }
@@ -38,6 +39,13 @@ CALLBACK_RULES = {
     ROUTER: Role.VIEWER,
     "_pages_dummy.children": CLIENTSIDE,
     "shell-provider.forceColorScheme": CLIENTSIDE,
+    "..admin-groups-grid.rowData...admin-groups-datasets-grid.rowData...admin-groups-members.data"
+    "...admin-groups-grant-users.data...admin-groups-grant-groups.data..": Role.ADMIN,
+    "admin-groups-members.value": Role.ADMIN,
+    "..admin-groups-visibility.value...admin-groups-grant-groups.value"
+    "...admin-groups-grant-users.value..": Role.ADMIN,
+    "..admin-groups-confirm.displayed...admin-groups-confirm.message...admin-groups-pending.data"
+    "...admin-groups-message.children...admin-groups-changed.data..": Role.ADMIN,
     "admin-users-grid.rowData": Role.ADMIN,
     "..admin-users-secret.children...admin-users-email.error...admin-users-changed.data..": (
         Role.ADMIN

@@ -102,7 +102,7 @@ def page_data() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], 
     """Return the group rows, the dataset rows, every user's email and every group's name."""
     groups = list_groups()
     group_rows = [{"name": group.name, "members": ", ".join(members_of(group))} for group in groups]
-    dataset_rows = []
+    dataset_rows: list[dict[str, Any]] = []
     for dataset in list_datasets():
         access = dataset_access(dataset)
         dataset_rows.append(

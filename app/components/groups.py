@@ -12,8 +12,11 @@ from app.groups import dataset_access, list_datasets, list_groups, members_of
 from app.users import list_users
 
 SINGLE_ROW = {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True}
-GROUP_COLUMNS = [{"field": "name", "flex": 1}, {"field": "members", "flex": 3}]
-DATASET_COLUMNS = [
+GROUP_COLUMNS: list[dict[str, Any]] = [
+    {"field": "name", "flex": 1},
+    {"field": "members", "flex": 3},
+]
+DATASET_COLUMNS: list[dict[str, Any]] = [
     {"field": "name", "flex": 1},
     {"field": "visibility"},
     {"field": "groups", "flex": 2},

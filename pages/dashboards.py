@@ -88,8 +88,8 @@ def message_figure(text) -> go.Figure:
 def rearrange(clicks, dashboard_id):
     """Move, resize or remove a chart (its owner or an admin), then show the new grid."""
     trigger = dash.ctx.triggered_id
-    if not isinstance(trigger, dict) or not any(clicks):
-        raise PreventUpdate
+    if not isinstance(trigger, dict) or not isinstance(clicks, list) or not any(clicks):
+        raise PreventUpdate  # a click, or nothing (a malformed request changes nothing)
     dashboard = get_dashboard(dashboard_id)
     if dashboard is None:
         return no_update, "That dashboard is gone."

@@ -7,6 +7,7 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import dcc
 
+from app.components.live_chart import live_chart
 from app.dashboards import RANGES, REFRESH_SECONDS
 from app.models import Dashboard
 
@@ -143,8 +144,6 @@ def chart_card(index: int, chart: dict[str, Any], may_change: bool) -> dmc.Paper
         justify="space-between",
     )
     if kind == "live":
-        from app.components.live_chart import live_chart
-
         body: Any = live_chart(
             f"dashboard-{index}", chart["dataset"], list(chart["fields"]), int(chart["window"])
         )

@@ -22,6 +22,7 @@ ROLES = [ANONYMOUS, Role.VIEWER, Role.ANALYST, Role.ADMIN]
 PAGE_RULES = {
     "/": Role.VIEWER,
     "/tokens": Role.VIEWER,
+    "/account": Role.VIEWER,
     "/explore": Role.VIEWER,
     "/dashboards": Role.VIEWER,
     "/live": Role.VIEWER,
@@ -46,6 +47,11 @@ CALLBACK_RULES = {
     "...admin-groups-grant-users.value..": Role.ADMIN,
     "..admin-groups-confirm.displayed...admin-groups-confirm.message...admin-groups-pending.data"
     "...admin-groups-message.children...admin-groups-changed.data..": Role.ADMIN,
+    "..account-password-message.children...account-sessions-grid.rowData"
+    "@6ebb71219d1445ab0a0fcc2918510bfb40b5883773014152c1fa0218c819e2c3..": Role.VIEWER,
+    "..account-revoke-confirm.displayed...account-revoke-confirm.message"
+    "...account-sessions-grid.rowData...account-sessions-message.children"
+    "...account-location.href..": Role.VIEWER,
     "admin-users-grid.rowData": Role.ADMIN,
     "..admin-users-secret.children...admin-users-email.error...admin-users-changed.data..": (
         Role.ADMIN

@@ -68,7 +68,7 @@ def chart_figure(spec, span) -> go.Figure:
     except QueryError as exc:
         return message_figure(f"{chart_title(spec)}: {exc}")
     figure = answer_figure(found, chart.view, chart.group is not None, chart.agg)
-    figure.update_layout(title=chart_title(spec), height=360)
+    figure.update_layout(title=None, height=360, margin={"t": 20})  # the card names the chart
     return figure
 
 

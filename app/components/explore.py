@@ -13,6 +13,7 @@ from app.charts import BUCKETS, CUSTOM, PRESETS, VIEWS, Answer, Chart, line_name
 from app.components.dashboard_save import save_controls
 from app.event_queries import CHART_AGGREGATES, MAX_GROUPS
 
+SHOW_MARKERS = 40  # a line of this many points or fewer also marks each point
 FILTER_OPERATORS = [  # what the filter builder offers; the API's other operators work typed in
     {"value": "eq", "label": "equals"},
     {"value": "in", "label": "in (a,b,c)"},
@@ -189,8 +190,9 @@ def answer_figure(found: Answer, view: str, grouped: bool, agg: str) -> go.Figur
         else:
             fill = "tozeroy" if view == "area" and not stacked else None
             stack = "all" if view == "area" and stacked else None
+            mode = "lines+markers" if len(xs) <= SHOW_MARKERS else "lines"  # one point shows
             figure.add_trace(
-                go.Scatter(x=xs, y=ys, mode="lines", fill=fill, stackgroup=stack, **extra)
+                go.Scatter(x=xs, y=ys, mode=mode, fill=fill, stackgroup=stack, **extra)
             )
     figure.update_layout(
         margin={"l": 50, "r": 10, "t": 40, "b": 40},

@@ -124,7 +124,9 @@ def window_figure(points: dict[str, Any], fields: list[str]) -> go.Figure:
     figure = empty_figure()
     for field in fields:
         figure.add_trace(
-            go.Scattergl(x=points["ts"], y=points["values"][field], mode="lines", name=field)
+            # SVG, not WebGL: a dashboard may hold more live charts than a browser gives WebGL
+            # contexts (about 16), and a few thousand points per line draw fine as SVG.
+            go.Scatter(x=points["ts"], y=points["values"][field], mode="lines", name=field)
         )
     return figure
 

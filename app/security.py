@@ -2,10 +2,13 @@
 
 The Content-Security-Policy of an HTML page allows scripts only from this site and, inline,
 only Dash's own (its renderer and clientside callbacks) by their hashes: no ``unsafe-eval``,
-no ``unsafe-inline`` for scripts. Styles do allow ``unsafe-inline``: Mantine writes its theme
-into a ``<style>`` element and plotly.js writes ``style`` attributes into the SVG it draws,
-and the API reference page has a small ``<style>`` block; injected CSS cannot run code. Every
-other response (JSON, files) gets a policy that allows nothing, since it loads nothing.
+no ``unsafe-inline`` for scripts. Plotly's default bundle compiles its WebGL traces (the live
+chart's ``Scattergl``) with ``Function``, which needs ``unsafe-eval``; its "strict" bundle of
+the same version, in ``assets/``, has them precompiled, and dcc.Graph uses the ``Plotly`` it
+finds loaded. Styles do allow ``unsafe-inline``: Mantine and plotly.js write ``<style>``
+elements (checked in Chromium: every page reports ``style-src-elem`` violations without it),
+and injected CSS cannot run code. Every other response (JSON, files) gets a policy that
+allows nothing, since it loads nothing.
 """
 
 from __future__ import annotations
@@ -28,9 +31,8 @@ NOTHING_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; f
 PAGE_POLICY = {
     "default-src": "'self'",
     "style-src": "'self' 'unsafe-inline'",
-    # Plotly's "download as PNG" draws into a data: image; Mantine and AG Grid embed data: icons.
+    # Plotly's "download plot as PNG" loads its SVG as an image from a data: or blob: URL.
     "img-src": "'self' data: blob:",
-    "font-src": "'self' data:",
     "object-src": "'none'",
     "base-uri": "'self'",
     "form-action": "'self'",
@@ -75,16 +77,20 @@ def _policy_for(mimetype: str) -> str:
 
 
 def hub_origin() -> str:
-    """Return the origin browsers reach the live hub at (it listens on a port of its own)."""
+    """Return the origin browsers reach the live hub at, as a CSP source.
+
+    Unless ``INSIGHTWAVE_HUB_URL`` names it, the hub is on this page's host at a port of its
+    own, which may change while a page is open (a hub restarted on another free port): any
+    port of this host is allowed, never another host.
+    """
     config: Config = current_app.config["INSIGHTWAVE"]
     if config.hub_url:
         parts = urlsplit(config.hub_url)
         return f"{parts.scheme}://{parts.netloc}"
     page = urlsplit(request.host_url)
-    port = current_app.config.get("HUB_PORT") or config.hub_port
     host = page.hostname or "127.0.0.1"
     host = f"[{host}]" if ":" in host else host
-    return f"{'wss' if page.scheme == 'https' else 'ws'}://{host}:{port}"
+    return f"{'wss' if page.scheme == 'https' else 'ws'}://{host}:*"
 
 
 def init_security(server: Flask) -> None:

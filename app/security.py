@@ -2,12 +2,12 @@
 
 The Content-Security-Policy of an HTML page allows scripts only from this site and, inline,
 only Dash's own (its renderer and clientside callbacks) by their hashes: no ``unsafe-eval``,
-no ``unsafe-inline`` for scripts. Plotly's default bundle compiles its WebGL traces (the live
-chart's ``Scattergl``) with ``Function``, which needs ``unsafe-eval``; its "strict" bundle of
-the same version, in ``assets/``, has them precompiled, and dcc.Graph uses the ``Plotly`` it
-finds loaded. Styles do allow ``unsafe-inline``: Mantine and plotly.js write ``<style>``
-elements (checked in Chromium: every page reports ``style-src-elem`` violations without it),
-and injected CSS cannot run code. Every other response (JSON, files) gets a policy that
+no ``unsafe-inline`` for scripts. (Plotly's WebGL traces, ``Scattergl`` and the like, compile
+their shaders with ``Function`` and so would need ``unsafe-eval``: the app draws SVG traces only,
+and tests/test_security.py fails on any CSP violation a page causes in Chromium.)
+Styles do allow ``unsafe-inline``: Mantine and plotly.js write ``<style>`` elements (checked
+in Chromium: every page reports ``style-src-elem`` violations without it), and injected CSS
+cannot run code. Every other response (JSON, files) gets a policy that
 allows nothing, since it loads nothing.
 """
 

@@ -80,17 +80,6 @@ def test_the_page_policy_lists_the_hash_of_every_inline_script(dash_app, client,
         assert f"'sha256-{digest}'" in policy
 
 
-def test_the_strict_plotly_bundle_matches_the_plotly_version():
-    """The CSP-safe bundle in assets/ must move with the plotly pin (rename it when it does)."""
-    from plotly.offline import get_plotlyjs_version
-
-    assets = Path(__file__).resolve().parent.parent / "assets"
-    bundles = sorted(path.name for path in assets.glob("plotly-strict-*.min.js"))
-    assert bundles == [f"plotly-strict-{get_plotlyjs_version()}.min.js"]
-    head = (assets / bundles[0]).read_text()[:200]
-    assert f"plotly.js (strict - minified) v{get_plotlyjs_version()}" in head
-
-
 def test_the_sign_in_page_and_anonymous_redirects_have_the_headers(client):
     assert_hardened(client.get("/login"), "/login")
     assert_hardened(client.get("/explore"), "redirect")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -572,6 +573,37 @@ def test_admin_creates_a_demo_job_runs_it_and_sees_the_run(driver, base_url, aut
         driver.find_element(By.ID, "jobs-action-done"),
     )
     screenshot(driver, "jobs.png")
+
+    edit = driver.find_element(By.ID, "jobs-edit")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", edit)
+    edit.click()
+    name = WebDriverWait(driver, WAIT).until(
+        ec.visibility_of_element_located((By.ID, "jobs-edit-name"))
+    )
+    assert name.get_attribute("value") == "every_second"
+    name.send_keys(Keys.CONTROL, "a")
+    name.send_keys("every_minute")
+    interval = driver.find_element(By.ID, "jobs-edit-interval")
+    interval.send_keys(Keys.CONTROL, "a")
+    interval.send_keys("60")
+    screenshot(driver, "jobs-edit.png")
+    driver.find_element(By.ID, "jobs-edit-save").click()
+    wait_for(driver, "#jobs-edit-done")
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, "#jobs-grid .ag-row [col-id='schedule']"), "every 60 s"
+        )
+    )
+    assert driver.find_element(By.CSS_SELECTOR, row).text == "every_minute"
+
+    driver.get(f"{base_url}/admin/audit")
+    actions = "#admin-audit-grid .ag-row [col-id='action']"
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element((By.CSS_SELECTOR, actions), "job.edit")
+    )
+    shown = {cell.text for cell in driver.find_elements(By.CSS_SELECTOR, actions)}
+    assert {"job.edit", "job.run", "job.create", "login.success"} <= shown
+    screenshot(driver, "audit.png")
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,7 @@ def filters(actors: list[str], actions: list[str]) -> Any:
             dmc.Select(
                 id="admin-audit-actor",
                 label="User",
+                placeholder="anyone",
                 data=actors,
                 searchable=True,
                 clearable=True,
@@ -60,11 +61,11 @@ def filters(actors: list[str], actions: list[str]) -> Any:
             dmc.Select(
                 id="admin-audit-action",
                 label="Action",
-                description="'job.*' is every job action",
+                placeholder="any (job.* is every job action)",
                 data=actions,
                 searchable=True,
                 clearable=True,
-                w=200,
+                w=280,
             ),
             _time("admin-audit-since", "From (UTC)"),
             _time("admin-audit-until", "To (UTC)"),

@@ -11,6 +11,7 @@ from typing import Any
 import click
 import psycopg
 
+from app.audit import record_on
 from app.database import connect
 
 
@@ -75,6 +76,7 @@ def jobs_create(
     key: str | None,
 ) -> None:
     """Schedule an ingest job."""
+    from etl.datasets import get_dataset
     from etl.jobs import JobError, create_job
     from etl.pipeline import IngestOptions
 
@@ -94,9 +96,23 @@ def jobs_create(
     )
     with _database() as conn:
         try:
-            job_id = create_job(
-                conn, name, dataset, source_kind, source, trigger_kind, trigger_spec, options, None
-            )
+            with conn.transaction():
+                new_dataset = get_dataset(conn, dataset) is None
+                job_id = create_job(
+                    conn,
+                    name,
+                    dataset,
+                    source_kind,
+                    source,
+                    trigger_kind,
+                    trigger_spec,
+                    options,
+                    None,
+                )
+                if new_dataset:  # a demo job makes its dataset
+                    record_on(conn, "dataset.create", None, dataset, job_id=job_id)
+                details = {"job_id": job_id, "dataset": dataset, "source": source_kind}
+                record_on(conn, "job.create", None, name, **details)
         except JobError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"Created job {job_id} ({name}): {_trigger_text(trigger_kind, trigger_spec)}.")
@@ -139,9 +155,16 @@ def jobs_resume(job_id: int) -> None:
 def _set_paused(job_id: int, paused: bool) -> None:
     from etl.jobs import set_paused
 
-    with _database() as conn:
+    with _database() as conn, conn.transaction():
         if not set_paused(conn, job_id, paused):
             raise click.ClickException(f"there is no job {job_id}")
+        record_on(
+            conn,
+            "job.pause" if paused else "job.resume",
+            None,
+            _job_name(conn, job_id),
+            job_id=job_id,
+        )
     click.echo(f"Job {job_id} is {'paused' if paused else 'active'}.")
 
 
@@ -151,10 +174,19 @@ def jobs_delete(job_id: int) -> None:
     """Delete a job; its past runs are kept."""
     from etl.jobs import delete_job
 
-    with _database() as conn:
+    with _database() as conn, conn.transaction():
+        name = _job_name(conn, job_id)
         if not delete_job(conn, job_id):
             raise click.ClickException(f"there is no job {job_id}")
+        record_on(conn, "job.delete", None, name, job_id=job_id)
     click.echo(f"Deleted job {job_id}.")
+
+
+def _job_name(conn: psycopg.Connection[Any], job_id: int) -> str | None:
+    from etl.jobs import get_job
+
+    job = get_job(conn, job_id)
+    return job.name if job is not None else None
 
 
 @click.group()
@@ -190,9 +222,10 @@ def runs_retry(run_id: int) -> None:
     """Queue a failed or dead run again now."""
     from etl.runs import retry_run
 
-    with _database() as conn:
+    with _database() as conn, conn.transaction():
         if not retry_run(conn, run_id):
             raise click.ClickException(f"run {run_id} does not exist or is not failed or dead")
+        record_on(conn, "run.retry", None, f"run {run_id}")
     click.echo(f"Run {run_id} is queued again.")
 
 
@@ -208,3 +241,5 @@ def runs_rejected(run_id: int) -> None:
             raise click.ClickException(f"there is no run {run_id}")
         for chunk in rejected_rows_csv(conn, run_id):
             click.echo(chunk, nl=False)
+        with conn.transaction():
+            record_on(conn, "export.rejected_rows", None, f"run {run_id}")

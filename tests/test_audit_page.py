@@ -334,6 +334,38 @@ def test_an_audit_row_outside_a_transaction_is_refused(database_url):
     assert entries(database_url, "job.pause") == []
 
 
+def test_job_changes_from_the_command_line_are_audited(runner, database_url):
+    source = '{"rows": 5}'
+    created = runner.invoke(
+        main,
+        ["jobs", "create", "feed", "--dataset", "ticks", "--source-kind", "demo"]
+        + ["--source", source, "--every", "60"],
+    )
+    assert created.exit_code == 0, created.output
+    for command in (["pause", "1"], ["resume", "1"], ["delete", "1"]):
+        assert runner.invoke(main, ["jobs", *command]).exit_code == 0
+    assert runner.invoke(main, ["jobs", "pause", "1"]).exit_code != 0  # gone: refused
+    for action in ("job.create", "job.pause", "job.resume", "job.delete"):
+        row = one(database_url, action)
+        assert (row["actor_email"], row["target"], row["details"]["job_id"]) == (None, "feed", 1)
+    assert one(database_url, "dataset.create")["target"] == "ticks"
+
+
+def test_a_retry_and_a_rejected_rows_export_from_the_command_line_are_audited(
+    runner, database_url, tmp_path
+):
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\n3\n")
+    runner.invoke(main, ["ingest", str(ragged), "--dataset", "ragged"])
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        (run_id,) = conn.execute("UPDATE ingest_runs SET status = 'dead' RETURNING id").fetchone()
+    assert runner.invoke(main, ["runs", "retry", str(run_id)]).exit_code == 0
+    assert one(database_url, "run.retry")["target"] == f"run {run_id}"
+    exported = runner.invoke(main, ["runs", "rejected", str(run_id)])
+    assert exported.output.startswith("line,reason,raw")
+    assert one(database_url, "export.rejected_rows")["target"] == f"run {run_id}"
+
+
 # --- the page: filters, paging and export ----------------------------------------------------
 
 

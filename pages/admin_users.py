@@ -48,7 +48,7 @@ def layout(**_query):
 
 
 @callback(
-    Output("admin-users-grid", "rowData"),
+    Output("admin-users-filters", "data"),
     Input("admin-users-refresh", "n_clicks"),
     Input("admin-users-changed", "data"),
     Input("admin-users-search", "value"),
@@ -57,14 +57,32 @@ def layout(**_query):
     Input("admin-users-filter-locked", "value"),
     prevent_initial_call=True,
 )
-def rows(_clicks, _changed=None, search=None, role=None, active=None, locked=None):
-    """List the users that match the filters (an unknown choice filters nothing)."""
+def filters(_clicks, _changed, search, role, active, locked):
+    """Gather the filters; a new value each time, so the grid reloads even when they stay."""
+    return {
+        "search": search,
+        "role": role,
+        "active": active,
+        "locked": locked,
+        "at": time.time_ns(),
+    }
+
+
+@callback(
+    Output("admin-users-grid", "rowData"),
+    Input("admin-users-filters", "data"),
+    prevent_initial_call=True,
+)
+def rows(chosen):
+    """List the users that match the filters (anything unknown filters nothing)."""
+    chosen = chosen if isinstance(chosen, dict) else {}
+    search, role = chosen.get("search"), chosen.get("role")
     return user_rows(
         find_users(
             search[:254] if isinstance(search, str) else None,
             role if role in ("admin", "analyst", "viewer") else None,
-            filter_value(active, ACTIVE_FILTER),
-            filter_value(locked, LOCKED_FILTER),
+            filter_value(chosen.get("active"), ACTIVE_FILTER),
+            filter_value(chosen.get("locked"), LOCKED_FILTER),
         )
     )
 

@@ -53,6 +53,7 @@ CALLBACK_RULES = {
     "...account-sessions-grid.rowData...account-sessions-message.children"
     "...account-location.href..": Role.VIEWER,
     "admin-users-grid.rowData": Role.ADMIN,
+    "admin-users-filters.data": Role.ADMIN,
     "..admin-users-secret.children...admin-users-email.error...admin-users-changed.data..": (
         Role.ADMIN
     ),

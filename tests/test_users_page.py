@@ -25,6 +25,7 @@ from tests.test_roles import callback_body, csrf_header
 ADMIN = "admin@example.com"
 VERA = "vera@example.com"
 USER_CALLBACKS = [
+    "admin-users-filters.data",
     "admin-users-grid.rowData",
     "admin-users-email.error",
     "admin-users-confirm.displayed",
@@ -302,8 +303,10 @@ def test_search_and_filters(app, client, admin, auth):
         values = {"admin-users-refresh.n_clicks": 1} | {
             f"admin-users-{key}.value": value for key, value in filters.items()
         }
-        rows = call(client, admin, "admin-users-grid.rowData", values).get_json()["response"]
-        return [row["email"] for row in rows["admin-users-grid"]["rowData"]]
+        gathered = call(client, admin, "admin-users-filters.data", values).get_json()
+        chosen = gathered["response"]["admin-users-filters"]["data"]
+        rows = call(client, admin, "admin-users-grid.rowData", {"admin-users-filters.data": chosen})
+        return [row["email"] for row in rows.get_json()["response"]["admin-users-grid"]["rowData"]]
 
     assert emails() == ["admin@example.com", "ana@example.com", VERA]
     assert emails(search="VER") == [VERA]
@@ -320,7 +323,7 @@ def test_the_grid_shows_what_each_user_can_see(app, client, admin, auth):
     auth.create(VERA, "viewer")
     add_dataset(app, "open_data", "all")
     add_dataset(app, "secret_data", "restricted")
-    values = {"admin-users-refresh.n_clicks": 1}
+    values = {"admin-users-filters.data": {}}
     rows = call(client, admin, "admin-users-grid.rowData", values).get_json()["response"]
     seen = {row["email"]: row["datasets"] for row in rows["admin-users-grid"]["rowData"]}
     assert seen == {ADMIN: "every dataset (admin)", VERA: "open_data"}

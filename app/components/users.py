@@ -22,10 +22,10 @@ COLUMNS = [
     {"field": "email", "flex": 2},
     {"field": "role"},
     {"field": "status"},
-    {"field": "locked_until", "headerName": "Locked until"},
+    {"field": "locked_until", "headerName": "Locked until (UTC)"},
     {"field": "datasets", "headerName": "Can see", "flex": 2, "tooltipField": "datasets"},
-    {"field": "last_login_at", "headerName": "Last sign-in"},
-    {"field": "created_at", "headerName": "Created"},
+    {"field": "last_login_at", "headerName": "Last sign-in (UTC)"},
+    {"field": "created_at", "headerName": "Created (UTC)"},
 ]
 ACTIVE_FILTER = {"active": True, "inactive": False}
 LOCKED_FILTER = {"locked": True, "unlocked": False}
@@ -48,6 +48,7 @@ def users_page(rows: list[dict[str, Any]]) -> dmc.Stack:
             dcc.ConfirmDialog(id="admin-users-confirm"),
             dcc.Store(id="admin-users-pending"),
             dcc.Store(id="admin-users-changed"),
+            dcc.Store(id="admin-users-filters"),
             html.Div(id="admin-users-message"),
             dag.AgGrid(
                 id="admin-users-grid",
@@ -86,7 +87,9 @@ def _new_user_form() -> dmc.Group:
 def _filters() -> dmc.Group:
     return dmc.Group(
         [
-            dmc.TextInput(id="admin-users-search", placeholder="Search by email", w=240),
+            dmc.TextInput(
+                id="admin-users-search", placeholder="Search by email", debounce=300, w=240
+            ),
             dmc.Select(
                 id="admin-users-filter-role", placeholder="any role", data=ROLES, clearable=True
             ),
@@ -128,7 +131,7 @@ def user_rows(users: list[User]) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
 
     def stamp(value: datetime | None) -> str | None:
-        return value.isoformat(timespec="seconds") if value else None
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else None
 
     return [
         {

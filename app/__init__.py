@@ -54,6 +54,11 @@ def create_app(config: Config | None = None) -> Flask:
         TESTING=config.testing,
     )
     server.session_interface = _SessionInterface()
+    from app.logs import configure_logging, init_request_logging
+
+    if not config.testing:
+        configure_logging(config.log_format)
+    init_request_logging(server)  # first: its timing and request id cover every other hook
     db.init_app(server)
     login_manager.init_app(server)
     login_manager.session_protection = None  # sessions are server-side rows, revocable one by one
@@ -62,12 +67,13 @@ def create_app(config: Config | None = None) -> Flask:
 
     limiter = init_limits(server)
 
-    from app import api, auth, health, set_password
+    from app import api, auth, health, metrics, set_password
     from app.oidc import init_oidc
 
     server.register_blueprint(auth.bp)
     init_oidc(server, config.oidc)
     server.register_blueprint(health.bp)
+    server.register_blueprint(metrics.bp)
     server.register_blueprint(set_password.bp)
     server.register_blueprint(api.bp)
     # API clients authenticate with bearer tokens, which a browser never sends on its own;

@@ -70,6 +70,8 @@ class Config:
     rate_limit_ip: str = "1200 per minute"  # API calls per client address
     rate_limiting: bool = True
     oidc: OidcSettings | None = None
+    log_format: str = "auto"  # json, text, or auto: text on a terminal, JSON otherwise
+    metrics_token: str | None = None  # a bearer token that may read /metrics from anywhere
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -117,6 +119,8 @@ class Config:
             "INSIGHTWAVE_RATE_LIMITING", env.get("INSIGHTWAVE_RATE_LIMITING"), default=True
         )
         values["oidc"] = _oidc(env)
+        values["log_format"] = _log_format(env.get("INSIGHTWAVE_LOG_FORMAT"))
+        values["metrics_token"] = _metrics_token(env.get("INSIGHTWAVE_METRICS_TOKEN"))
         for field_name, variable, default in _HUB_NUMBERS:
             values[field_name] = _positive_int(variable, env.get(variable), default)
         values.update(overrides)
@@ -293,6 +297,27 @@ def _rate(variable: str, env: Mapping[str, str], default: str) -> str:
         parse_many(raw)
     except ValueError as exc:
         raise ConfigError(variable, f"is not a rate such as '600 per minute', got {raw!r}") from exc
+    return raw.strip()
+
+
+LOG_FORMATS = ("auto", "json", "text")
+MIN_METRICS_TOKEN_LENGTH = 16
+
+
+def _log_format(raw: str | None) -> str:
+    value = (raw or "").strip().lower() or "auto"
+    if value not in LOG_FORMATS:
+        raise ConfigError("INSIGHTWAVE_LOG_FORMAT", f"must be json, text or auto, got {raw!r}")
+    return value
+
+
+def _metrics_token(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    if len(raw.strip()) < MIN_METRICS_TOKEN_LENGTH:
+        raise ConfigError(
+            "INSIGHTWAVE_METRICS_TOKEN", f"must be at least {MIN_METRICS_TOKEN_LENGTH} characters"
+        )
     return raw.strip()
 
 

@@ -34,6 +34,8 @@ PUBLIC_ENDPOINTS = {
     "auth.logout",
     "set_password.form",  # a signed, expiring, single-use link is its own credential
     "health.healthz",
+    "health.readyz",
+    "metrics.metrics",  # the view decides: loopback, the metrics token, or an admin
     "api.openapi",  # the API's description, as public as the API's existence
     "api.docs",
     "static",

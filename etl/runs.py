@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
+from prometheus_client import Counter
 from psycopg.types.json import Jsonb
 
 from etl.audit import Actor, record_audit
@@ -24,6 +25,11 @@ from etl.sources import SourceError, open_source
 LOCK_CLASS = 7301  # advisory lock namespace for runs: (LOCK_CLASS, run id)
 BACKOFF_FIRST = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(hours=1)
+INGEST_ROWS = Counter(
+    "insightwave_ingest_rows",
+    "Rows of ingest runs committed in this process, by source and outcome.",
+    ["source", "outcome"],
+)
 
 
 def create_run(
@@ -173,7 +179,15 @@ def execute_run(
     except (SourceError, psycopg.Error) as exc:
         record_failure(conn, run_id, _describe(exc), retry=True)
         raise
+    _count_rows(kind, summary)
     return summary
+
+
+def _count_rows(kind: str, summary: IngestSummary) -> None:
+    """Add a committed run's rows to the /metrics counters."""
+    INGEST_ROWS.labels(kind, "loaded").inc(summary.rows_loaded)
+    INGEST_ROWS.labels(kind, "rejected").inc(summary.rows_rejected)
+    INGEST_ROWS.labels(kind, "duplicate").inc(summary.rows_duplicate)
 
 
 def _owner(options: IngestOptions) -> Actor | None:

@@ -321,6 +321,8 @@ ROUTE_RULES = {
     ("api.openapi", "GET"): PUBLIC,
     ("api.docs", "GET"): PUBLIC,
     ("health.healthz", "GET"): PUBLIC,
+    ("health.readyz", "GET"): PUBLIC,
+    ("metrics.metrics", "GET"): PUBLIC,  # from loopback; else the metrics token or an admin
     ("auth.login", "GET"): PUBLIC,
     ("auth.login", "POST"): PUBLIC,
     ("auth.logout", "GET"): PUBLIC,

@@ -34,6 +34,7 @@ from app.hub import protocol
 from app.hub.access import Grant, HubAccess
 from app.hub.clients import Client, broadcast
 from app.hub.tokens import LiveClaims, LiveTokenError, verify
+from app.metrics import HUB_NOTIFY_LAG
 from etl.connection import connect_async
 from etl.load import NOTIFY_CHANNEL
 
@@ -77,6 +78,7 @@ class Feed:
     cursor: int
     subscribers: set[Client] = field(default_factory=set)
     dirty: bool = False
+    noticed: float | None = None  # when the oldest notification not yet fanned out arrived
 
 
 @dataclass(frozen=True)
@@ -305,6 +307,7 @@ class LiveHub:
         for feed in self.feeds.values():
             if feed.name == name:
                 feed.dirty = True
+                feed.noticed = feed.noticed or time.monotonic()
                 self._wake.set()
 
     def _mark_all_dirty(self) -> None:
@@ -381,6 +384,7 @@ class LiveHub:
         rows = await self._read(conn, feed, feed.cursor, None)
         feed.dirty = False
         if not rows:
+            feed.noticed = None  # nothing new: those notifications were for rows sent already
             return
         if len(rows) > self.settings.max_points:
             row = await (await conn.execute(LAST_ID, (feed.dataset_id,))).fetchone()
@@ -391,6 +395,9 @@ class LiveHub:
             feed.cursor = rows[-1][0]
         self.stats["batches"] += 1
         broadcast(feed.subscribers, message)
+        if feed.noticed is not None:
+            HUB_NOTIFY_LAG.observe(time.monotonic() - feed.noticed)
+            feed.noticed = None
 
     async def _read(
         self, conn: psycopg.AsyncConnection[Any], feed: Feed, after: int, upto: int | None

@@ -79,6 +79,7 @@ def serve(host: str, port: int, demo: bool, certfile: Path | None, keyfile: Path
         if demo:
             _ensure_demo_job(url)
         hub = HubThread(build_hub(server))
+        server.extensions["live_hub"] = hub.hub  # for /readyz and /metrics
         try:
             hub_port = server.config["HUB_PORT"] = hub.start()
             click.echo(f"Live hub listening on {server.config['INSIGHTWAVE'].hub_host}:{hub_port}")
@@ -103,6 +104,20 @@ def hub() -> None:
             run_forever(build_hub(server))
         except OSError as exc:
             raise click.ClickException(f"the live hub cannot listen: {exc}") from exc
+
+
+@main.command()
+def doctor() -> None:
+    """Check the configuration, database, migrations, hub and data directory; change nothing."""
+    from app.doctor import run_checks
+
+    failed = 0
+    for check in run_checks():
+        click.echo(check.line())
+        failed += not check.ok
+    if failed:
+        raise SystemExit(1)
+    click.echo("Everything looks right.")
 
 
 DEMO_DATASET = "demo_sensors"

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import http.client
 import json
 import shutil
 import socket
 import tempfile
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,12 +116,14 @@ def check_hub(host: str, port: int) -> Check:
 
 
 def _running_hub_clients(host: str, port: int) -> int | None:
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+    connection = http.client.HTTPConnection(host, port, timeout=2)
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (http to our hub)
-            return int(json.load(response)["clients"])
-    except (OSError, ValueError, KeyError, TypeError):
+        connection.request("GET", "/healthz")
+        return int(json.load(connection.getresponse())["clients"])
+    except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError):
         return None
+    finally:
+        connection.close()
 
 
 def check_data_dir(path: Path) -> Check:

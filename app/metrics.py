@@ -7,9 +7,10 @@ every worker), the hub running in this process (``insightwave serve``), the conn
 Under gunicorn with several workers, set ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory,
 wiped before start): every worker's counters are then summed in each scrape.
 
-Who may read it: a caller on this machine (loopback, no proxy in between), a caller with
+Who may read it: a caller on this machine (loopback, with no proxy declared by
+``INSIGHTWAVE_PROXY_COUNT`` and no forwarding header), a caller with
 ``Authorization: Bearer $INSIGHTWAVE_METRICS_TOKEN``, or a signed-in admin. Anyone else gets
-403: the figures name routes and datasets' activity, which is not for everyone.
+403: the figures show the product's traffic and load, which is not for everyone.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ HUB_NOTIFY_LAG = Histogram(
     "Time from a NOTIFY reaching the live hub to its new points being handed to clients.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5),
 )
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "dead")
 # The hub's counters (app.hub.hub.LiveHub.stats) exported, and what each counts.
 HUB_COUNTERS = {
@@ -100,8 +102,11 @@ def may_read_metrics() -> bool:
 
 
 def _from_loopback() -> bool:
-    # A proxy on this machine makes every visitor look local: its forwarding header says not.
-    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+    # A proxy on this machine makes every visitor look local. Behind one, INSIGHTWAVE_PROXY_COUNT
+    # says so (waitress even strips X-Forwarded-* it does not trust), or a forwarding header does.
+    if current_app.config["INSIGHTWAVE"].proxy_count or any(
+        header in request.headers for header in FORWARDING_HEADERS
+    ):
         return False
     try:
         return ipaddress.ip_address(request.remote_addr or "").is_loopback

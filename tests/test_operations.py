@@ -95,7 +95,8 @@ def test_metrics_are_refused_to_other_hosts_without_the_token(make_app, auth):
     client = app.test_client()
     assert client.get("/metrics", **remote).status_code == 403
     # A proxy on this machine makes every visitor look local; its header gives it away.
-    assert client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 403
+    for header in ("X-Forwarded-For", "X-Real-IP"):
+        assert client.get("/metrics", headers={header: "203.0.113.9"}).status_code == 403
     wrong = {"Authorization": "Bearer not-the-metrics-token"}
     assert client.get("/metrics", headers=wrong, **remote).status_code == 403
     right = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -104,6 +105,12 @@ def test_metrics_are_refused_to_other_hosts_without_the_token(make_app, auth):
     assert client.get("/metrics", headers=viewer, **remote).status_code == 403
     admin = {"Authorization": f"Bearer {auth.api_token('admin@example.com', 'admin')}"}
     assert client.get("/metrics", headers=admin, **remote).status_code == 200
+
+
+def test_behind_a_declared_proxy_loopback_alone_is_not_enough(make_app):
+    # waitress strips X-Forwarded-* it does not trust: the proxy count is what gives it away.
+    client = make_app(INSIGHTWAVE_PROXY_COUNT="1").test_client()
+    assert client.get("/metrics").status_code == 403
 
 
 def test_metrics_token_and_log_format_are_checked(data_dir):

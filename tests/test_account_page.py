@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEntry, Role
 from tests.conftest import PASSWORD, AuthActions
+from tests.test_browser import WAIT, screenshot, sign_in, wait_for
 from tests.test_jobs_page import call
 
 VERA = "viewer@example.com"
@@ -96,7 +100,7 @@ def test_revoking_another_session_signs_it_out(app, client, signed_in):
     assert other.get("/api/v1/me").status_code == 200  # not before the confirmation
     done = sessions(client, signed_in, "account-revoke-confirm.submit_n_clicks", theirs)
     assert "account-sessions-done" in json.dumps(done)
-    assert [row["this"] for row in done["account-sessions-grid"]["rowData"]] == ["this browser"]
+    assert [row["this"] for row in done["account-sessions-grid"]["rowData"]] == ["current"]
     assert other.get("/api/v1/me").status_code == 401
     assert client.get("/api/v1/me").status_code == 200
     assert len(audit(app, "session.revoke")) == 1
@@ -177,3 +181,20 @@ def _csrf(client):
     from tests.test_roles import csrf_header
 
     return csrf_header(client)
+
+
+@pytest.mark.browser
+def test_a_viewer_sees_this_browser_and_changes_the_password(driver, base_url, auth):
+    sign_in(driver, base_url, auth, VERA, "viewer")
+    driver.get(f"{base_url}/account")
+    this = "#account-sessions-grid .ag-row [col-id='this']"
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element((By.CSS_SELECTOR, this), "current")
+    )
+    wait_for(driver, "#account-current").send_keys(PASSWORD)
+    driver.find_element(By.ID, "account-new").send_keys(NEW)
+    driver.find_element(By.ID, "account-confirm").send_keys(NEW)
+    driver.find_element(By.ID, "account-change-password").click()
+    wait_for(driver, "#account-password-done")
+    wait_for(driver, "#tokens-create")  # the API tokens, on the same page
+    screenshot(driver, "account.png")

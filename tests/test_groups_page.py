@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 from app.access import visible_datasets
 from app.extensions import db
 from app.models import AuditEntry, Dataset, Role
 from app.users import get_user
+from tests.test_browser import WAIT, screenshot, sign_in, wait_for
 from tests.test_jobs_page import call
 from tests.test_roles import callback_body, csrf_header
 
@@ -245,3 +249,19 @@ def test_viewers_and_analysts_cannot_call_the_groups_callbacks(
     )
     assert response.status_code == 403
     assert client.get("/admin/groups").status_code == 403
+
+
+@pytest.mark.browser
+def test_an_admin_creates_a_group_in_the_browser(driver, base_url, auth, app):
+    sign_in(driver, base_url, auth, "root@example.com", "admin")
+    auth.create(VERA, "viewer")
+    add_dataset(app, "secret_data", "restricted")
+    driver.get(f"{base_url}/admin/groups")
+    wait_for(driver, "#admin-groups-name").send_keys("analysts")
+    driver.find_element(By.ID, "admin-groups-create").click()
+    wait_for(driver, "#admin-groups-done")
+    row = "#admin-groups-grid .ag-row[row-id='analysts'] [col-id='name']"
+    WebDriverWait(driver, WAIT).until(ec.element_to_be_clickable((By.CSS_SELECTOR, row)))
+    dataset = "#admin-groups-datasets-grid .ag-row[row-id='secret_data'] [col-id='visibility']"
+    assert wait_for(driver, dataset).text == "restricted"
+    screenshot(driver, "groups.png")

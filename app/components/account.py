@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import dash_ag_grid as dag
@@ -13,10 +14,10 @@ from app.models import UserSession
 from app.passwords import MIN_PASSWORD_LENGTH
 
 SESSION_COLUMNS = [
-    {"field": "this", "headerName": "", "width": 110},
-    {"field": "created_at", "headerName": "Signed in"},
-    {"field": "last_seen_at", "headerName": "Last seen"},
-    {"field": "expires_at", "headerName": "Expires"},
+    {"field": "this", "headerName": ""},
+    {"field": "created_at", "headerName": "Signed in (UTC)"},
+    {"field": "last_seen_at", "headerName": "Last seen (UTC)"},
+    {"field": "expires_at", "headerName": "Expires (UTC)"},
     {"field": "ip", "headerName": "Address"},
     {"field": "user_agent", "headerName": "Browser", "flex": 2, "tooltipField": "user_agent"},
 ]
@@ -79,12 +80,12 @@ def account_page(email: str, sessions: list[dict[str, Any]], tokens: list[dict[s
 
 def session_rows(sessions: list[UserSession], current: str) -> list[dict[str, Any]]:
     def stamp(value: Any) -> str | None:
-        return value.isoformat(timespec="minutes") if value else None
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else None
 
     return [
         {
             "id": row.id[: len(current)],
-            "this": "this browser" if row.id.startswith(current) else "",
+            "this": "current" if row.id.startswith(current) else "",
             "created_at": stamp(row.created_at),
             "last_seen_at": stamp(row.last_seen_at),
             "expires_at": stamp(row.expires_at),

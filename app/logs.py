@@ -58,12 +58,26 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+class _StandardErrorHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write to whatever ``sys.stderr`` is at the time (a test runner may swap it)."""
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: IO[str]) -> None:
+        pass
+
+
 def log_handler(log_format: str, stream: IO[str] | None = None) -> logging.Handler:
-    """Return a handler writing ``log_format`` (json, text or auto) lines to ``stream``."""
-    stream = stream or sys.stderr
+    """Return a handler writing ``log_format`` (json, text or auto) lines to ``stream``.
+
+    Without ``stream``, lines go to the standard error of the moment.
+    """
     if log_format == "auto":
-        log_format = "text" if stream.isatty() else "json"
-    handler = logging.StreamHandler(stream)
+        log_format = "text" if (stream or sys.stderr).isatty() else "json"
+    handler = logging.StreamHandler(stream) if stream is not None else _StandardErrorHandler()
     handler.addFilter(RequestIdFilter())
     json_lines = log_format == "json"
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))

@@ -13,6 +13,8 @@ from app.cli import main
 from app.config import Config, ConfigError
 from app.hub import HubThread, build_hub
 from app.logs import log_handler
+from tests.conftest import wait_for
+from tests.test_hub import open_live, receive, subscribe
 
 CLOSED_PORT_URL = "postgresql://postgres@127.0.0.1:9/nowhere"  # port 9: connection refused
 METRICS_TOKEN = "metrics-token-for-the-tests"
@@ -151,7 +153,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(make_app):
     assert value(metrics, "insightwave_database_up") == 0
 
 
-def test_readyz_and_metrics_follow_the_hub_running_in_this_process(make_app):
+def test_readyz_and_metrics_follow_the_hub_running_in_this_process(make_app, auth):
     app = make_app(INSIGHTWAVE_HUB_PORT="0")
     hub = build_hub(app)
     app.extensions["live_hub"] = hub  # as insightwave serve does
@@ -159,18 +161,29 @@ def test_readyz_and_metrics_follow_the_hub_running_in_this_process(make_app):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["hub"] == "not listening for clients"
+    token = auth.api_token("live@example.com", "analyst")
+    push(client, token, GOOD_ROWS)
     thread = HubThread(hub)
     thread.start()
     try:
-        from tests.conftest import wait_for
-
         wait_for(lambda: hub.stats["listening"], what="the hub's LISTEN connection")
         assert client.get("/readyz").get_json()["checks"]["hub"] == "ok"
-        metrics = scrape(client)
-        assert value(metrics, "insightwave_hub_listening") == 1
-        assert value(metrics, "insightwave_hub_clients") == 0
-        assert ("insightwave_hub_messages_dropped_total", ()) in metrics
-        assert ("insightwave_hub_notify_lag_seconds_count", ()) in metrics
+        before = scrape(client)
+        bearer = {"Authorization": f"Bearer {token}"}
+        live_token = client.get("/api/v1/live/token", headers=bearer).get_json()["token"]
+        with open_live(hub, live_token, origin=None) as ws:
+            assert subscribe(ws, "ops_sensors")["type"] == "subscribed"
+            push(client, token, MIXED_ROWS)
+            assert receive(ws)["type"] == "points"
+            during = scrape(client)
+        assert value(during, "insightwave_hub_listening") == 1
+        assert value(during, "insightwave_hub_clients") == 1
+        assert value(during, "insightwave_hub_connections_total") == 1
+        assert value(during, "insightwave_hub_batches_total") >= 1
+        assert value(during, "insightwave_hub_notify_lag_seconds_count") > value(
+            before, "insightwave_hub_notify_lag_seconds_count"
+        )
+        assert ("insightwave_hub_messages_dropped_total", ()) in during
     finally:
         thread.stop()
 

@@ -58,6 +58,7 @@ HUB_NOTIFY_LAG = Histogram(
     "Time from a NOTIFY reaching the live hub to its new points being handed to clients.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5),
 )
+HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "dead")
 # The hub's counters (app.hub.hub.LiveHub.stats) exported, and what each counts.
@@ -75,6 +76,7 @@ HUB_COUNTERS = {
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     """Count one answered request and its latency."""
+    method = method if method in HTTP_METHODS else "OTHER"  # a client may send any word
     HTTP_REQUESTS.labels(method, route, str(status)).inc()
     HTTP_LATENCY.labels(method, route).observe(seconds)
 

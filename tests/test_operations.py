@@ -67,6 +67,9 @@ def test_metrics_count_requests_by_route_template_and_status(client):
     assert value(after, "insightwave_http_requests_total", **refused) == (
         value(before, "insightwave_http_requests_total", **refused) + 1
     )
+    client.open("/healthz", method="BREW")  # any word a client sends is one label, OTHER
+    methods = {dict(labels).get("method") for name, labels in scrape(client)}
+    assert "OTHER" in methods and "BREW" not in methods
     latency = {"method": "GET", "route": "/healthz"}
     assert value(after, "insightwave_http_request_duration_seconds_count", **latency) == (
         value(before, "insightwave_http_request_duration_seconds_count", **latency) + 1

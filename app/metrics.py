@@ -164,7 +164,7 @@ def _pool_families() -> list[Metric]:
         "size": "Connections the pool keeps open.",
         "checkedout": "Pooled connections in use.",
         "checkedin": "Pooled connections idle.",
-        "overflow": "Connections opened beyond the pool's size.",
+        "overflow": "Connections beyond the pool's size (negative: unopened room in the pool).",
     }
     families: list[Metric] = []
     for name, help_text in figures.items():

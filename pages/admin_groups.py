@@ -2,8 +2,8 @@ import time
 
 import dash
 from dash import Input, Output, State, callback, ctx, no_update
-from flask_login import current_user
 
+from app.components.group_actions import apply, ask
 from app.components.groups import (
     done,
     groups_page,
@@ -12,18 +12,7 @@ from app.components.groups import (
     selected_name,
     strings,
 )
-from app.groups import (
-    Access,
-    AccessError,
-    create_group,
-    dataset_access,
-    delete_group,
-    get_group,
-    list_datasets,
-    members_of,
-    set_dataset_access,
-    set_members,
-)
+from app.groups import AccessError, dataset_access, get_group, list_datasets, members_of
 from app.users import UserError
 
 dash.register_page(
@@ -126,41 +115,3 @@ def act(*args):
     except (AccessError, UserError) as exc:
         return False, no_update, None, refused(str(exc).capitalize() + "."), no_update
     return False, no_update, None, done(message), time.time_ns()
-
-
-def ask(change):
-    """Return the question to ask before ``change`` (None: nothing is taken away)."""
-    action, name, dataset = change["action"], change["name"], change["dataset"]
-    if action in ("admin-groups-delete", "admin-groups-save-members") and not name:
-        raise AccessError("select a group first")
-    if action == "admin-groups-save-access" and not dataset:
-        raise AccessError("select a dataset first")
-    if action == "admin-groups-delete":
-        return f"Delete the group {name}? Its members lose the access it gave them."
-    if action == "admin-groups-save-members":
-        removed = set_members(name, change["members"], current_user, dry_run=True).removed
-        return f"Remove {', '.join(removed)} from {name}?" if removed else None
-    if action == "admin-groups-save-access":
-        removed = set_dataset_access(dataset, Access(*change["access"]), None, dry_run=True).removed
-        return f"Take away from {dataset}: {', '.join(removed)}?" if removed else None
-    return None
-
-
-def apply(change):
-    action, name, dataset = change.get("action"), change.get("name"), change.get("dataset")
-    if action == "admin-groups-create":
-        return f"Group {create_group(str(name or ''), current_user).name} created."
-    if action == "admin-groups-delete":
-        delete_group(str(name), current_user)
-        return f"Group {name} deleted."
-    if action == "admin-groups-save-members":
-        made = set_members(str(name), strings(change.get("members")), current_user)
-        return f"{name}: {len(made.added)} added, {len(made.removed)} removed."
-    if action == "admin-groups-save-access":
-        access = change.get("access")
-        if not isinstance(access, list) or len(access) != 3:
-            raise AccessError("nothing to do")
-        wanted = Access(str(access[0]), strings(access[1]), strings(access[2]))
-        made = set_dataset_access(str(dataset), wanted, current_user)
-        return f"{dataset}: " + ", ".join(made.added + made.removed or ["no change"]) + "."
-    raise AccessError("nothing to do")

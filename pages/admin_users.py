@@ -4,10 +4,10 @@ import dash
 from dash import Input, Output, State, callback, ctx, no_update
 from flask_login import current_user
 
+from app.components.user_actions import CONFIRM, apply, selected_email
 from app.components.users import (
     ACTIVE_FILTER,
     LOCKED_FILTER,
-    done,
     filter_value,
     refused,
     shown_once,
@@ -15,16 +15,7 @@ from app.components.users import (
     users_page,
 )
 from app.set_password import link_for
-from app.users import (
-    UserError,
-    create_user,
-    find_users,
-    get_user,
-    reset_password,
-    set_active,
-    set_role,
-    unlock,
-)
+from app.users import UserError, create_user, find_users
 
 dash.register_page(
     __name__,
@@ -34,13 +25,6 @@ dash.register_page(
     required_role="admin",
     description="Everyone who can sign in: create, change roles, deactivate, reset, unlock.",
 )
-
-# Buttons whose change is applied only after the confirmation dialog.
-CONFIRM = {
-    "admin-users-set-role": "Change the role of {email} to {role}?",
-    "admin-users-deactivate": "Deactivate {email}? Their sessions and API tokens stop at once.",
-    "admin-users-reset": "Reset the password of {email}? Their old password and sessions stop.",
-}
 
 
 def layout(**_query):
@@ -147,36 +131,3 @@ def act(*args):
         return True, question, change, "", no_update, no_update
     message, secret = apply(change)
     return False, no_update, None, message, time.time_ns(), secret
-
-
-def apply(change):
-    """Make the change; return the message and what to show once (or no_update)."""
-    action, email = change.get("action"), str(change.get("email") or "")
-    try:
-        if action == "admin-users-set-role":
-            user = set_role(email, str(change.get("role") or ""), actor=current_user)
-            return done(f"{user.email} is now {user.role}."), no_update
-        if action in ("admin-users-deactivate", "admin-users-reactivate"):
-            active = action == "admin-users-reactivate"
-            user = set_active(email, active, actor=current_user)
-            return done(f"{user.email} is {'active' if active else 'deactivated'}."), no_update
-        if action == "admin-users-unlock":
-            return done(f"{unlock(email, actor=current_user).email} is unlocked."), no_update
-        if action == "admin-users-reset":
-            invite = change.get("method") == "link"
-            password = reset_password(email, actor=current_user, invite=invite)
-            if password is None:
-                link = link_for(get_user(email))
-                return done("Password reset."), shown_once("Set-password link", link, email)
-            return done("Password reset."), shown_once("One-time password", password, email)
-    except UserError as exc:
-        return refused(str(exc).capitalize() + "."), no_update
-    return refused("Unknown action."), no_update
-
-
-def selected_email(selected):
-    """Return the email of the one selected grid row, or None for anything else."""
-    if not isinstance(selected, list) or len(selected) != 1 or not isinstance(selected[0], dict):
-        return None
-    email = selected[0].get("email")
-    return email if isinstance(email, str) and 0 < len(email) <= 254 else None

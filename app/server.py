@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 from flask import Flask
@@ -40,18 +41,36 @@ def run(
         _run_https(server, host, port, threads, certfile, keyfile)
         return
     try:
-        wsgi = create_server(server, host=host, port=port, threads=threads, ident="insightwave")
+        wsgi = waitress_server(server, host, port, threads)
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}"
         ) from exc
-    bound = wsgi.effective_port  # type: ignore[union-attr]
+    bound = wsgi.effective_port
     click.echo(f"Insight-Wave is running at http://{host}:{bound}/  (Ctrl-C stops it)")
     try:
         wsgi.run()  # returns once _exit's SystemExit reaches waitress's loop
     finally:
         click.echo("Stopping Insight-Wave.")
         wsgi.close()
+
+
+def waitress_server(server: Flask, host: str, port: int, threads: int = 8) -> Any:
+    """Create (bind, not run) the plain-HTTP server of ``server``.
+
+    Waitress drops X-Forwarded-* headers by default; with proxies declared
+    (``INSIGHTWAVE_PROXY_COUNT``) it passes them on to the app's ProxyFix, which trusts only
+    as many as there are proxies.
+    """
+    proxies = server.config["INSIGHTWAVE"].proxy_count
+    return create_server(
+        server,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="insightwave",
+        clear_untrusted_proxy_headers=not proxies,
+    )
 
 
 def _run_https(

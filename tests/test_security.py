@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -159,6 +160,23 @@ def test_the_hub_named_by_its_url_is_the_only_other_connect_source(make_app, aut
     AuthActions(app, client).login_as(Role.VIEWER)
     policy = client.get("/").headers["Content-Security-Policy"]
     assert re.search(r"connect-src 'self' wss://live\.example\.com(;|$)", policy)
+
+
+def test_serve_passes_forwarded_headers_to_the_app_only_behind_declared_proxies(make_app):
+    from app.server import waitress_server
+
+    for proxies, secure in ((0, False), (1, True)):
+        wsgi = waitress_server(make_app(INSIGHTWAVE_PROXY_COUNT=str(proxies)), "127.0.0.1", 0, 2)
+        threading.Thread(target=wsgi.run, daemon=True).start()
+        try:
+            page = requests.get(
+                f"http://127.0.0.1:{wsgi.effective_port}/login",
+                headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"},
+                timeout=10,
+            )
+        finally:
+            wsgi.close()
+        assert ("Strict-Transport-Security" in page.headers) is secure
 
 
 def test_a_forged_dash_callback_without_the_csrf_token_is_refused(dash_app, client, auth):

@@ -178,6 +178,20 @@ def _check_callback(dash_app: dash.Dash) -> Any:
         return _json_error(403, "forbidden", "this callback has no access rule")
     if not can_access(required):
         return _json_error(403, "forbidden", f"requires the {required.value} role")
+    problem = _shape_problem(dict(body), dash_app.callback_map[output])
+    if problem is not None:
+        return _json_error(400, "bad_request", problem)
+    return None
+
+
+def _shape_problem(body: dict[str, Any], entry: dict[str, Any]) -> str | None:
+    """Say what is wrong with a callback request's inputs and state, so Dash never sees it."""
+    for key in ("inputs", "state"):
+        given, wanted = body.get(key, []), entry.get(key, [])
+        if not isinstance(given, list) or len(given) != len(wanted):
+            return f"this callback takes {len(wanted)} {key}"
+        if not all(isinstance(item, dict | list) for item in given):
+            return f"each of the {key} is an object, or a list of them for a pattern"
     return None
 
 

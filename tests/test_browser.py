@@ -23,8 +23,8 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CALLBACK_BODY = {
     "output": "admin-users-grid.rowData",
     "outputs": {"id": "admin-users-grid", "property": "rowData"},
-    "inputs": [{"id": "admin-users-refresh", "property": "n_clicks", "value": 1}],
-    "changedPropIds": ["admin-users-refresh.n_clicks"],
+    "inputs": [{"id": "admin-users-filters", "property": "data", "value": {}}],
+    "changedPropIds": ["admin-users-filters.data"],
     "state": [],
 }
 # Calls the admin page's callback the way dash-renderer would, from inside the page.

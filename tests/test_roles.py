@@ -253,6 +253,24 @@ def test_callback_without_csrf_token_is_refused(dash_app, client, auth):
     assert response.get_json()["error"]["code"] == "csrf_failed"
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"inputs": []},
+        {"inputs": "x"},
+        {"inputs": [1]},
+        {"state": [{"id": "x", "property": "y"}] * 9},
+        {"state": None},
+    ],
+)
+def test_a_malformed_callback_request_gets_400(dash_app, client, auth, change):
+    auth.login_as(Role.ADMIN)
+    body = {**callback_body(dash_app, "admin-users-grid.rowData"), **change}
+    response = client.post("/_dash-update-component", json=body, headers=csrf_header(client))
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "bad_request"
+
+
 def test_unknown_callback_is_refused(dash_app, client, auth):
     auth.login_as(Role.ADMIN)
     body = callback_body(dash_app, "admin-users-grid.rowData") | {"output": "nope.children"}

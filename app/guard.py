@@ -170,7 +170,9 @@ def _check(dash_app: dash.Dash) -> Any:
 
 def _check_callback(dash_app: dash.Dash) -> Any:
     body = request.get_json(silent=True)
-    output = body.get("output") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return _json_error(400, "bad_request", "a callback request is a JSON object")
+    output = body.get("output")
     if not isinstance(output, str):
         return _json_error(400, "bad_request", "a callback request names its output")
     required = callback_role(dash_app, output)
@@ -178,7 +180,7 @@ def _check_callback(dash_app: dash.Dash) -> Any:
         return _json_error(403, "forbidden", "this callback has no access rule")
     if not can_access(required):
         return _json_error(403, "forbidden", f"requires the {required.value} role")
-    problem = _shape_problem(dict(body), dash_app.callback_map[output])
+    problem = _shape_problem(body, dash_app.callback_map[output])
     if problem is not None:
         return _json_error(400, "bad_request", problem)
     return None

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
-
-from sqlalchemy import select
 
 from app import audit
 from app.extensions import db
-from app.models import User, UserSession
+from app.models import User
 from app.passwords import verify_password
+from app.sessions import SessionRecord, revoke_sessions, user_sessions
 from app.users import UserError, change_password
 
 SESSION_KEY_LENGTH = 16  # the part of a session's stored digest that names it on the page
@@ -37,19 +35,9 @@ def change_own_password(user: User, current: str, new: str, confirm: str) -> Non
     change_password(user, new, user, "user.change_password")
 
 
-def live_sessions(user: User) -> list[UserSession]:
-    """Return ``user``'s sessions that are neither revoked nor expired, newest first."""
-    return list(
-        db.session.scalars(
-            select(UserSession)
-            .where(
-                UserSession.user_id == user.id,
-                UserSession.revoked_at.is_(None),
-                UserSession.expires_at > datetime.now(UTC),
-            )
-            .order_by(UserSession.last_seen_at.desc(), UserSession.created_at.desc())
-        )
-    )
+def live_sessions(user: User) -> list[SessionRecord]:
+    """Return ``user``'s live sessions, the most recently seen first."""
+    return user_sessions(user.id)
 
 
 def revoke_own_session(user: User, key: str) -> bool:
@@ -65,11 +53,10 @@ def revoke_own_session(user: User, key: str) -> bool:
 
 def _end_sessions(user: User, keep: str | None = None, only: str | None = None) -> list[str]:
     """Revoke ``user``'s live sessions (all but ``keep``, or just ``only``); return their keys."""
-    now = datetime.now(UTC)
-    ended = []
-    for row in live_sessions(user):
-        key = row.id[:SESSION_KEY_LENGTH]
-        if key != keep and only in (None, key):
-            row.revoked_at = now
-            ended.append(key)
-    return ended
+    chosen = [
+        record.id
+        for record in live_sessions(user)
+        if record.id[:SESSION_KEY_LENGTH] != keep and only in (None, record.id[:SESSION_KEY_LENGTH])
+    ]
+    revoke_sessions(chosen)
+    return [digest[:SESSION_KEY_LENGTH] for digest in chosen]

@@ -10,8 +10,8 @@ import dash_mantine_components as dmc
 from dash import dcc, html
 
 from app.components.tokens import tokens_page
-from app.models import UserSession
 from app.passwords import MIN_PASSWORD_LENGTH
+from app.sessions import SessionRecord
 
 SESSION_COLUMNS = [
     {"field": "this", "headerName": ""},
@@ -78,7 +78,7 @@ def account_page(email: str, sessions: list[dict[str, Any]], tokens: list[dict[s
     )
 
 
-def session_rows(sessions: list[UserSession], current: str) -> list[dict[str, Any]]:
+def session_rows(sessions: list[SessionRecord], current: str) -> list[dict[str, Any]]:
     def stamp(value: Any) -> str | None:
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else None
 

@@ -11,27 +11,8 @@ from sqlalchemy import Select, func, or_, select, text
 
 from app.event_queries import NUMERIC_TYPES
 from app.extensions import db
-from app.models import AuditEntry, Dataset, User
+from app.models import AuditEntry, Dataset
 from etl.export import csv_lines
-
-
-def user_rows() -> list[dict[str, Any]]:
-    """Return every user as a table row, by email."""
-    users = db.session.scalars(select(User).order_by(User.email))
-    return [
-        {
-            "email": user.email,
-            "role": user.role,
-            "active": user.active,
-            "locked_until": user.locked_until.isoformat() if user.locked_until else None,
-            "created_at": user.created_at.isoformat(timespec="seconds"),
-            "last_login_at": user.last_login_at.isoformat(timespec="seconds")
-            if user.last_login_at
-            else None,
-        }
-        for user in users
-    ]
-
 
 AUDIT_PAGE_SIZE = 100
 AUDIT_EXPORT_MAX = 100_000

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-import dash_ag_grid as dag
 import dash_mantine_components as dmc
 from dash import dcc, html
 
+from app.components.grid import selectable_grid
 from app.components.tokens import tokens_page
 from app.passwords import MIN_PASSWORD_LENGTH
 from app.sessions import SessionRecord
@@ -56,21 +56,7 @@ def account_page(email: str, sessions: list[dict[str, Any]], tokens: list[dict[s
             ),
             dcc.ConfirmDialog(id="account-revoke-confirm"),
             html.Div(id="account-sessions-message"),
-            dag.AgGrid(
-                id="account-sessions-grid",
-                columnDefs=SESSION_COLUMNS,
-                rowData=sessions,
-                getRowId="params.data.id",
-                columnSize="responsiveSizeToFit",
-                dashGridOptions={
-                    "domLayout": "autoHeight",
-                    "rowSelection": {
-                        "mode": "singleRow",
-                        "checkboxes": False,
-                        "enableClickSelection": True,
-                    },
-                },
-            ),
+            selectable_grid("account-sessions-grid", SESSION_COLUMNS, sessions, "id"),
             # The tokens page's own pieces, so its callbacks serve them here too.
             tokens_page(tokens),
         ],

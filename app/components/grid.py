@@ -31,3 +31,24 @@ def refreshable_grid(
             ),
         ]
     )
+
+
+# Rows picked by a click, one at a time; the grid's ``selectedRows`` says which.
+PICK_ONE_ROW = {
+    "domLayout": "autoHeight",
+    "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
+}
+
+
+def selectable_grid(
+    grid_id: str, columns: list[Any], rows: list[dict[str, Any]], row_key: str
+) -> dag.AgGrid:
+    """A grid whose rows are picked one at a time by a click; ``row_key`` names a row."""
+    return dag.AgGrid(
+        id=grid_id,
+        columnDefs=columns,
+        rowData=rows,
+        getRowId=f"params.data.{row_key}",
+        columnSize="responsiveSizeToFit",
+        dashGridOptions=PICK_ONE_ROW,
+    )

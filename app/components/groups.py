@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import dash_ag_grid as dag
 import dash_mantine_components as dmc
 from dash import dcc, html
 
+from app.components.grid import selectable_grid
 from app.groups import dataset_access, list_datasets, list_groups, members_of
 from app.users import list_users
 
-SINGLE_ROW = {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True}
 GROUP_COLUMNS: list[dict[str, Any]] = [
     {"field": "name", "flex": 1},
     {"field": "members", "flex": 3},
@@ -91,14 +90,7 @@ def groups_page() -> dmc.Stack:
 
 
 def _grid(grid_id: str, columns: list[dict[str, Any]], rows: list[dict[str, Any]]) -> Any:
-    return dag.AgGrid(
-        id=grid_id,
-        columnDefs=columns,
-        rowData=rows,
-        getRowId="params.data.name",
-        columnSize="responsiveSizeToFit",
-        dashGridOptions={"domLayout": "autoHeight", "rowSelection": SINGLE_ROW},
-    )
+    return selectable_grid(grid_id, columns, rows, "name")
 
 
 def page_data() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], list[str]]:

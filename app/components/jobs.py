@@ -8,6 +8,7 @@ import dash_ag_grid as dag
 import dash_mantine_components as dmc
 from dash import dcc, html, no_update
 
+from app.components.grid import PICK_ONE_ROW
 from app.job_views import RUN_STATUSES
 
 HIDDEN = {"display": "none"}
@@ -58,10 +59,6 @@ STATUS_COLOURS = {
     "succeeded": "teal",
     "failed": "orange",
     "dead": "red",
-}
-SINGLE_ROW = {
-    "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
-    "domLayout": "autoHeight",
 }
 JOB_COLUMNS: list[dict[str, Any]] = [
     {"field": "id", "headerName": "Job", "minWidth": 80, "maxWidth": 90},
@@ -298,7 +295,7 @@ def jobs_section(jobs: list[dict[str, Any]], admin: bool) -> Any:
                 rowData=jobs,
                 getRowId="String(params.data.id)",
                 columnSize="responsiveSizeToFit",
-                dashGridOptions=SINGLE_ROW,
+                dashGridOptions=PICK_ONE_ROW,
             ),
             html.Div(id="jobs-action-message"),
             html.Div(id="jobs-edit-message"),
@@ -337,7 +334,7 @@ def runs_section(runs: list[dict[str, Any]], admin: bool) -> Any:
                 getRowId="String(params.data.id)",
                 getRowStyle=DEAD_ROW,
                 columnSize="responsiveSizeToFit",
-                dashGridOptions=SINGLE_ROW,
+                dashGridOptions=PICK_ONE_ROW,
             ),
             html.Div(id="jobs-runs-message"),
             dcc.Interval(id="jobs-runs-interval", interval=REFRESH_MS),

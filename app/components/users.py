@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import dash_ag_grid as dag
 import dash_mantine_components as dmc
 from dash import dcc, html
 
 from app.access import visible_datasets
+from app.components.grid import selectable_grid
 from app.models import Role, User
 from app.set_password import LINK_HOURS
 
@@ -50,21 +50,7 @@ def users_page(rows: list[dict[str, Any]]) -> dmc.Stack:
             dcc.Store(id="admin-users-changed"),
             dcc.Store(id="admin-users-filters"),
             html.Div(id="admin-users-message"),
-            dag.AgGrid(
-                id="admin-users-grid",
-                columnDefs=COLUMNS,
-                rowData=rows,
-                getRowId="params.data.email",
-                columnSize="responsiveSizeToFit",
-                dashGridOptions={
-                    "domLayout": "autoHeight",
-                    "rowSelection": {
-                        "mode": "singleRow",
-                        "checkboxes": False,
-                        "enableClickSelection": True,
-                    },
-                },
-            ),
+            selectable_grid("admin-users-grid", COLUMNS, rows, "email"),
         ],
         gap="md",
     )

@@ -67,7 +67,8 @@ def fire(job_id: int) -> None:
     except psycopg.Error as exc:
         log.warning("job %d not fired: the database is unreachable: %s", job_id, exc)
         return
-    log.info("job %d fired: runs %s", job_id, run_ids or "none (nothing new)")
+    # Every firing is a run on the jobs page and in /metrics; the log keeps to what needs eyes.
+    log.debug("job %d fired: runs %s", job_id, run_ids or "none (nothing new)")
 
 
 def _set_leader_backend(backend_pid: int | None) -> None:

@@ -154,7 +154,7 @@ def _log_outcome(
         return
     status, attempt, attempts, read, loaded, rejected, duplicate, error = row
     log.log(
-        logging.INFO if status == "succeeded" else logging.WARNING,
+        logging.DEBUG if status == "succeeded" else logging.WARNING,  # the jobs page lists them
         "run %d %s (attempt %d of %d) in %.2f s: read %d, loaded %d, rejected %d, duplicate %d%s",
         run_id, status, attempt, attempts, seconds, read, loaded, rejected, duplicate,
         f"; {error}" if error else "",

@@ -417,10 +417,13 @@ def list_runs_for(user: User, status: object = None) -> list[dict[str, Any]]:
 
 
 def retry_run_for(user: User, run_id: object) -> str:
-    """Queue a dead or failed run again now; only an admin may."""
-    if not is_admin(user):
-        raise JobViewError("Only admins can retry runs.")
+    """Queue a dead or failed run again now: an admin any run, an analyst their own job's."""
     checked = _checked_id(run_id, "run")
+    if not is_admin(user):
+        run: IngestRun | None = db.session.get(IngestRun, checked)
+        if run is None or run.job_id is None:
+            raise JobViewError("Only admins can retry runs that no job of yours started.")
+        _job_for(user, run.job_id)
     with connect() as conn, conn.transaction():
         if not retry_run(conn, checked):
             raise JobViewError(f"Run {checked} is not failed or dead (or does not exist).")

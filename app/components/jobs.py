@@ -313,14 +313,8 @@ def runs_section(runs: list[dict[str, Any]], admin: bool) -> Any:
             allowDeselect=False,
             w=150,
         ),
-        # Hidden for analysts; the server refuses them anyway.
-        dmc.Button(
-            "Retry",
-            id="jobs-runs-retry",
-            variant="light",
-            color="orange",
-            style=SHOWN if admin else HIDDEN,
-        ),
+        # Analysts retry their own jobs' runs; the server checks whose job a run belongs to.
+        dmc.Button("Retry", id="jobs-runs-retry", variant="light", color="orange"),
         dmc.Button("Refresh", id="jobs-runs-refresh", variant="subtle"),
     ]
     note = "The newest 100 runs" + ("." if admin else " of your jobs and the datasets you can see.")

@@ -65,3 +65,8 @@ def _execute(
             return run_now(conn, options, "file", source, progress=progress)
         except (IngestError, SourceError) as exc:
             raise click.ClickException(str(exc)) from exc
+        except psycopg.OperationalError as exc:
+            raise click.ClickException(
+                f"lost the connection to the database ({exc}); run the same command again "
+                "once it is back: rows already loaded are not loaded twice"
+            ) from exc

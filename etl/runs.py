@@ -85,7 +85,9 @@ def run_now(
     try:
         return execute_run(conn, run_id, progress, records, actor)
     finally:
-        unlock_run(conn, run_id)
+        # A dead connection took its lock with it; raising here would hide execute_run's error.
+        with contextlib.suppress(psycopg.Error):
+            unlock_run(conn, run_id)
 
 
 def claim_run(conn: psycopg.Connection[Any]) -> int | None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import ingest, live, query
+from bench import ingest, live, load, query
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "ingest": (ingest.DESCRIPTION, ingest.configure, ingest.main),
     "live": (live.DESCRIPTION, live.configure, live.main),
     "query": (query.DESCRIPTION, query.configure, query.main),
+    "load": (load.DESCRIPTION, load.configure, load.main),
 }
 
 

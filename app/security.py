@@ -13,17 +13,21 @@ allows nothing, since it loads nothing.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
 from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from flask_cors import CORS
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Config
+from app.extensions import db
 
 HSTS = "max-age=31536000"  # a year, and no includeSubDomains: other hosts of the domain may be http
 API_PREFIX = "/api/"
@@ -141,6 +145,9 @@ def _answer_preflight() -> Response | None:
     return Response(status=204)
 
 
+DATABASE_RETRY_SECONDS = 5  # Retry-After when the database is unreachable
+
+
 def error_json(status: int, code: str, message: str) -> Response:
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
@@ -172,3 +179,20 @@ def _install_error_handlers(server: Flask) -> None:
         if _wants_html():
             return render_template("error.html", status=500, message=message), 500
         return error_json(500, "internal", "something went wrong on the server; it has been logged")
+
+    @server.errorhandler(OperationalError)
+    @server.errorhandler(psycopg.OperationalError)
+    def database_unavailable(exc: Exception) -> Any:
+        # The database is down or unreachable: nothing was stored, and a retry will do.
+        server.logger.warning("database unavailable: %s", exc)
+        message = "The database is not reachable right now; try again in a few seconds."
+        if _wants_html():
+            response = Response(
+                render_template("error.html", status=503, message=message), status=503
+            )
+        else:
+            response = error_json(503, "unavailable", message[0].lower() + message[1:-1])
+        response.headers["Retry-After"] = str(DATABASE_RETRY_SECONDS)
+        with contextlib.suppress(SQLAlchemyError):
+            db.session.rollback()
+        return response

@@ -321,19 +321,36 @@ def broken_app(make_app):
     return app
 
 
-LEAKS = ("Traceback", "psycopg", "OperationalError", "SELECT", "sqlalchemy", 'File "')
+@pytest.fixture
+def failing_app(make_app, monkeypatch):
+    """An app whose sign-in and dataset list raise an unexpected error, as in production."""
+
+    def boom(*_args, **_kwargs):
+        raise RuntimeError('File "x.py": SELECT secret FROM sqlalchemy')
+
+    monkeypatch.setattr("app.auth.authenticate", boom)
+    monkeypatch.setattr("app.query_api.visible_datasets", boom)
+    app = make_app()
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    return app
 
 
-def test_a_server_error_shows_no_stack_trace_or_sql_on_a_page(broken_app):
-    client = broken_app.test_client()
+LEAKS = ("Traceback", "psycopg", "OperationalError", "SELECT", "sqlalchemy", 'File "', "secret")
+
+
+def sign_in_form(client, headers=None):
     page = client.get("/login").text
     csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
     assert csrf
-    response = client.post(
+    return client.post(
         "/login",
         data={"email": "ana@example.com", "password": PASSWORD, "csrf_token": csrf.group(1)},
-        headers={"Accept": "text/html"},
+        headers=headers or {"Accept": "text/html"},
     )
+
+
+def test_a_server_error_shows_no_stack_trace_or_sql_on_a_page(failing_app):
+    response = sign_in_form(failing_app.test_client())
     assert response.status_code == 500
     assert response.mimetype == "text/html"
     assert "Something went wrong" in response.text
@@ -341,9 +358,10 @@ def test_a_server_error_shows_no_stack_trace_or_sql_on_a_page(broken_app):
     assert_hardened(response, "500 page")
 
 
-def test_a_server_error_shows_no_stack_trace_or_sql_in_the_api(broken_app):
-    response = broken_app.test_client().get(
-        "/api/v1/datasets", headers={"Authorization": "Bearer iw_nothing"}
+def test_a_server_error_shows_no_stack_trace_or_sql_in_the_api(failing_app, auth):
+    token = auth.api_token("ana@example.com", "viewer")
+    response = failing_app.test_client().get(
+        "/api/v1/datasets", headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == 500
     assert response.get_json() == {
@@ -353,6 +371,20 @@ def test_a_server_error_shows_no_stack_trace_or_sql_in_the_api(broken_app):
         }
     }
     assert_hardened(response, "500 json")
+
+
+def test_an_unreachable_database_is_a_503_to_retry_without_internals(broken_app):
+    page = sign_in_form(broken_app.test_client())
+    assert page.status_code == 503 and page.mimetype == "text/html"
+    assert "try again" in page.text and page.headers["Retry-After"] == "5"
+    assert not [leak for leak in LEAKS if leak in page.text]
+    api = broken_app.test_client().get(
+        "/api/v1/datasets", headers={"Authorization": "Bearer iw_nothing"}
+    )
+    assert api.status_code == 503 and api.headers["Retry-After"] == "5"
+    assert api.get_json()["error"]["code"] == "unavailable"
+    assert not [leak for leak in LEAKS if leak in api.text]
+    assert_hardened(api, "503 json")
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ class Config:
     data_dir: Path
     secret_key: str
     database_url: str | None = None
+    read_database_url: str | None = None  # a replica for the query API's reads (optional)
     admin_email: str | None = None
     admin_password: str | None = None
     redis_url: str | None = None
@@ -85,6 +86,7 @@ class Config:
             "data_dir": data_dir,
             "secret_key": _secret_key(env.get("INSIGHTWAVE_SECRET_KEY"), data_dir),
             "database_url": _database_url("DATABASE_URL", env.get("DATABASE_URL")),
+            "read_database_url": _database_url("READ_DATABASE_URL", env.get("READ_DATABASE_URL")),
             "admin_email": _optional(env.get("INSIGHTWAVE_ADMIN_EMAIL")),
             "admin_password": _admin_password(env.get("INSIGHTWAVE_ADMIN_PASSWORD")),
             "redis_url": _redis_url(env.get("REDIS_URL")),

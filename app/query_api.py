@@ -1,7 +1,8 @@
 """Read endpoints of ``/api/v1``: datasets, their schema, events and bucketed series.
 
 A dataset the caller may not see answers 404 exactly as a missing one does. The SQL lives in
-``app.event_queries``; these views only check access and translate its answers.
+``app.event_queries``; these views only check access and translate its answers. Their reads
+go to READ_DATABASE_URL when it is set (a replica); the guard before them uses DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app.api_spec import (
     responses,
     spec,
 )
+from app.database import reads_from_replica
 from app.guard import requires
 from app.models import Dataset, Role
 
@@ -34,6 +36,7 @@ TAGS = ["datasets"]
 
 @bp.get("/datasets")
 @requires(Role.VIEWER)
+@reads_from_replica()
 @spec.validate(resp=responses(DatasetList), tags=TAGS)
 def list_datasets() -> Any:
     """List the datasets you may see, with their columns."""
@@ -42,6 +45,7 @@ def list_datasets() -> Any:
 
 @bp.get("/datasets/<name>")
 @requires(Role.VIEWER)
+@reads_from_replica()
 @spec.validate(resp=responses(DatasetInfo, 404), tags=TAGS)
 def describe_dataset(name: str) -> Any:
     """Describe one dataset: its columns and their types, time column and key."""
@@ -53,6 +57,7 @@ def describe_dataset(name: str) -> Any:
 
 @bp.get("/datasets/<name>/events")
 @requires(Role.VIEWER)
+@reads_from_replica()
 @spec.validate(query=EventsQuery, resp=responses(EventPage, 404), tags=TAGS)
 def list_events(name: str, query: EventsQuery) -> Any:
     """Page through a dataset's events oldest first; follow ``next_cursor`` for the next page."""
@@ -70,6 +75,7 @@ def list_events(name: str, query: EventsQuery) -> Any:
 
 @bp.get("/datasets/<name>/series")
 @requires(Role.VIEWER)
+@reads_from_replica()
 @spec.validate(query=SeriesQuery, resp=responses(Series, 404), tags=TAGS)
 def series(name: str, query: SeriesQuery) -> Any:
     """Aggregate a dataset per minute, hour or day over a time range (default: the last 24 h)."""

@@ -1,0 +1,1 @@
+"""Deployment: the local multi-process cluster (``python -m deploy.cluster``)."""

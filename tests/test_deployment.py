@@ -197,10 +197,11 @@ def test_a_scheduled_job_runs_once_per_tick_across_two_workers(cluster):
     gaps = [
         (later - earlier).total_seconds() for earlier, later in zip(times, times[1:], strict=False)
     ]
-    # Two schedulers firing the same tick would record two runs milliseconds apart.
-    assert min(gaps) > 0.3, gaps
+    # One run per one-second tick: two schedulers would make about twice as many. (A late
+    # tick, coalesced, may fire just before the next one, so gaps alone prove nothing.)
     span = (times[-1] - times[0]).total_seconds()
-    assert len(times) <= span + 1.5, (len(times), span)
+    assert len(times) <= span + 1.5, (len(times), span, gaps)
+    assert min(gaps) > 0.01, gaps  # never two runs for the same instant
     assert loaded is not None and loaded[0] >= 6  # each run taken by one worker, once
 
 

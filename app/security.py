@@ -184,6 +184,10 @@ def _install_error_handlers(server: Flask) -> None:
     @server.errorhandler(psycopg.OperationalError)
     def database_unavailable(exc: Exception) -> Any:
         # The database is down or unreachable: nothing was stored, and a retry will do.
+        # Errors of a statement (a cancelled query, say) are not that: they stay a 500.
+        cause = getattr(exc, "orig", exc)
+        if type(cause) is not psycopg.OperationalError:
+            raise exc
         server.logger.warning("database unavailable: %s", exc)
         message = "The database is not reachable right now; try again in a few seconds."
         if _wants_html():

@@ -443,7 +443,13 @@ def test_serve_with_a_certificate_serves_https(certificate, cli_env, tmp_path):
             requests.get(f"http://127.0.0.1:{port}/login", timeout=2)
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # Known issue (see the session note): a TLS serve sometimes outlives SIGTERM by
+            # more than 30 s. Kill it so its worker threads cannot disturb later tests.
+            process.kill()
+            process.wait(timeout=10)
         log.close()
 
 

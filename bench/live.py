@@ -31,7 +31,13 @@ from typing import Any
 from bench.hub_process import HubProcess, prepare_app
 from bench.ingest import scratch_database
 from bench.live_clients import ClientFleet, ClientSpec, mint_token, stalled_client
-from bench.options import add_output_and_server, print_result, progress_printer, server_url
+from bench.options import (
+    add_output_and_server,
+    positive,
+    print_result,
+    progress_printer,
+    server_url,
+)
 from etl.connection import connect
 from etl.pipeline import IngestOptions
 from etl.runs import run_now
@@ -378,16 +384,6 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _positive(kind: type[int] | type[float]) -> Any:
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
-        return value
-
-    return parse
-
-
 OPTIONS = (  # name, type, what it is
     ("--seconds", float, "seconds of writing in each phase"),
     ("--batch", int, "rows a commit"),
@@ -399,11 +395,11 @@ OPTIONS = (  # name, type, what it is
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the ``live`` subcommand's options."""
-    parser.add_argument("--clients", type=_positive(int), required=True, help="WebSocket clients")
+    parser.add_argument("--clients", type=positive(int), required=True, help="WebSocket clients")
     for name, kind, meaning in OPTIONS:
         default = getattr(Settings, name.removeprefix("--").replace("-", "_"))
         parser.add_argument(
-            name, type=_positive(kind), default=default, help=f"{meaning} (default %(default)s)"
+            name, type=positive(kind), default=default, help=f"{meaning} (default %(default)s)"
         )
     add_output_and_server(parser)
 

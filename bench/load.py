@@ -32,7 +32,13 @@ import orjson
 
 from bench.hub_process import BenchApp, HubProcess, prepare_app
 from bench.ingest import scratch_database
-from bench.options import add_output_and_server, print_result, progress_printer, server_url
+from bench.options import (
+    add_output_and_server,
+    positive,
+    print_result,
+    progress_printer,
+    server_url,
+)
 from etl.connection import connect
 from etl.pipeline import IngestOptions
 from etl.runs import run_now
@@ -304,16 +310,6 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _positive(kind: type[int] | type[float]) -> Any:
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
-        return value
-
-    return parse
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the ``load`` subcommand's options."""
     defaults = Settings()
@@ -328,7 +324,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ):
         default = getattr(defaults, name.removeprefix("--").replace("-", "_"))
         parser.add_argument(
-            name, type=_positive(kind), default=default, help=f"{meaning} (default %(default)s)"
+            name, type=positive(kind), default=default, help=f"{meaning} (default %(default)s)"
         )
     parser.add_argument(
         "--rate",

@@ -47,3 +47,15 @@ def print_result(
     import orjson
 
     print(orjson.dumps(result).decode() if args.json else table(result))
+
+
+def positive(kind: type[int] | type[float]) -> Any:
+    """An argparse type: a number of ``kind`` above 0."""
+
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
+        return value
+
+    return parse

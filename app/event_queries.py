@@ -88,6 +88,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise QueryError("the cursor is not one this API gave out") from exc
 
 
+# A filtered page walks the events in (ts, id) order, a window at a time, growing the window
+# each round: the planner cannot estimate how many events a JSON filter keeps, and guessing
+# few, it reads and sorts the whole range even when the first few hundred events fill the page.
+FIRST_WINDOW = 1_000
+WINDOW_GROWTH = 4
+
+
 def find_events(
     dataset: Dataset,
     span: TimeRange,
@@ -96,17 +103,13 @@ def find_events(
     cursor: str | None = None,
 ) -> EventPage:
     """Return up to ``limit`` events oldest first (by ts, then id), after ``cursor``."""
-    where, params = _where(dataset, span, filters)
-    if cursor is not None:
-        params["after_ts"], params["after_id"] = decode_cursor(cursor)
-        where.append("(ts, id) > (:after_ts, :after_id)")
-    params["limit"] = limit + 1
-    sql = (
-        "SELECT id, ts, payload FROM events WHERE "  # noqa: S608 (constant fragments, see top)
-        + " AND ".join(where)
-        + " ORDER BY ts, id LIMIT :limit"
-    )
-    rows = db.session.execute(text(sql), params).all()
+    scope, params = _scope(dataset, span)
+    tests, filter_params = _filters(dataset, filters)
+    after = decode_cursor(cursor) if cursor is not None else None
+    if tests:
+        rows = _walk(scope, tests, params | filter_params, after, limit + 1)
+    else:
+        rows = _first_events(scope, params, after, limit + 1)
     page = EventPage(
         events=[
             {"id": row.id, "ts": _iso(row.ts), "values": dict(row.payload)} for row in rows[:limit]
@@ -116,6 +119,60 @@ def find_events(
         last = rows[limit - 1]
         page.next_cursor = encode_cursor(last.ts, last.id)
     return page
+
+
+def _after(where: list[str], params: dict[str, Any], after: tuple[datetime, int] | None) -> None:
+    if after is not None:
+        params["after_ts"], params["after_id"] = after
+        # ``ts >=`` lets the (dataset_id, ts) index bound the scan; the row test is exact.
+        where.append("ts >= :after_ts AND (ts, id) > (:after_ts, :after_id)")
+
+
+def _first_events(
+    scope: list[str], params: dict[str, Any], after: tuple[datetime, int] | None, count: int
+) -> list[Any]:
+    where, params = list(scope), dict(params)
+    _after(where, params, after)
+    sql = (
+        "SELECT id, ts, payload FROM events WHERE "  # noqa: S608 (constant fragments, see top)
+        + " AND ".join(where)
+        + " ORDER BY ts, id LIMIT :limit"
+    )
+    return list(db.session.execute(text(sql), params | {"limit": count}))
+
+
+def _walk(
+    scope: list[str],
+    tests: list[str],
+    params: dict[str, Any],
+    after: tuple[datetime, int] | None,
+    count: int,
+) -> list[Any]:
+    """The first ``count`` events passing ``tests``, window by window in (ts, id) order."""
+    found: list[Any] = []
+    window = FIRST_WINDOW
+    while True:
+        where, round_params = list(scope), dict(params)
+        _after(where, round_params, after)
+        round_params |= {"window": window, "wanted": count - len(found)}
+        sql = (
+            "WITH w AS MATERIALIZED (SELECT id, ts, payload FROM events WHERE "  # noqa: S608
+            + " AND ".join(where)
+            + " ORDER BY ts, id LIMIT :window), "
+            "hits AS (SELECT id, ts, payload FROM w WHERE "
+            + " AND ".join(tests)
+            + " ORDER BY ts, id LIMIT :wanted) "
+            "SELECT id, ts, payload, NULL::bigint AS seen FROM hits UNION ALL "
+            "SELECT id, ts, NULL, seen FROM (SELECT id, ts, count(*) OVER () AS seen FROM w "
+            "ORDER BY ts DESC, id DESC LIMIT 1) AS last"
+        )
+        rows = list(db.session.execute(text(sql), round_params))
+        found += sorted((row for row in rows if row.seen is None), key=lambda row: (row.ts, row.id))
+        last = next((row for row in rows if row.seen is not None), None)
+        if len(found) >= count or last is None or last.seen < window:
+            return found
+        after = (last.ts, last.id)
+        window *= WINDOW_GROWTH
 
 
 BUCKET_WIDTHS = {
@@ -181,6 +238,13 @@ def rollup_series(
 def _where(
     dataset: Dataset, span: TimeRange, filters: Sequence[Filter]
 ) -> tuple[list[str], dict[str, Any]]:
+    where, params = _scope(dataset, span)
+    tests, filter_params = _filters(dataset, filters)
+    return where + tests, params | filter_params
+
+
+def _scope(dataset: Dataset, span: TimeRange) -> tuple[list[str], dict[str, Any]]:
+    """The conditions that pick a dataset's events in a time range (its ts index answers them)."""
     where = ["dataset_id = :dataset"]
     params: dict[str, Any] = {"dataset": dataset.id}
     if span.start is not None:
@@ -189,12 +253,18 @@ def _where(
     if span.end is not None:
         where.append("ts < :end")
         params["end"] = span.end
+    return where, params
+
+
+def _filters(dataset: Dataset, filters: Sequence[Filter]) -> tuple[list[str], dict[str, Any]]:
+    tests: list[str] = []
+    params: dict[str, Any] = {}
     types = column_types(dataset)
     for number, condition in enumerate(filters):
         clause, values = _condition(condition, types, f"f{number}", f"v{number}")
-        where.append(clause)
+        tests.append(clause)
         params.update(values)
-    return where, params
+    return tests, params
 
 
 def _condition(
@@ -332,8 +402,8 @@ def chart_series(
     else:
         measure = f"{AGGREGATES[agg]}({_number(':measure')})"
     bucket = "date_bin(:width, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
-    scoped = "SELECT ts, payload FROM events WHERE " + " AND ".join(where)  # noqa: S608
     if group_by is None:
+        scoped = "SELECT ts, payload FROM events WHERE " + " AND ".join(where)  # noqa: S608
         sql = f"SELECT {bucket} AS bucket, false AS other, NULL AS grp, {measure} AS value "
         sql += f"FROM ({scoped}) AS scoped GROUP BY 1 ORDER BY 1"
     else:
@@ -342,21 +412,57 @@ def chart_series(
         if not 1 <= top <= MAX_GROUPS:
             raise QueryError(f"top is 1 to {MAX_GROUPS}")
         params |= {"group": group_by, "top": top}
-        sql = (
-            f"WITH scoped AS MATERIALIZED ({scoped}), "  # noqa: S608 (constant fragments)
-            "top AS (SELECT payload ->> :group AS grp FROM scoped "
-            "GROUP BY 1 ORDER BY count(*) DESC, 1 NULLS LAST LIMIT :top), "
-            "labelled AS (SELECT ts, payload, NOT EXISTS (SELECT 1 FROM top "
-            "WHERE top.grp IS NOT DISTINCT FROM scoped.payload ->> :group) AS other, "
-            "payload ->> :group AS grp FROM scoped) "
-            f"SELECT {bucket} AS bucket, other, CASE WHEN other THEN NULL ELSE grp END AS grp, "
-            f"{measure} AS value FROM labelled GROUP BY 1, 2, 3 ORDER BY 2, 3 NULLS LAST, 1"
+        value = "NULL::float8" if agg == "count" else _number(":measure")
+        sql = _grouped_sql(
+            f"SELECT {bucket} AS bucket, payload ->> :group AS grp, {value} AS v "  # noqa: S608
+            "FROM events WHERE " + " AND ".join(where),
+            agg,
         )
     lines: dict[tuple[bool, str | None], Series] = {}
     for row in db.session.execute(text(sql), params):
         line = lines.setdefault((row.other, row.grp), Series(group=row.grp, other=row.other))
         line.points.append((row.bucket, _float(row.value)))
     return list(lines.values())
+
+
+# Grouped, each event's bucket, group and value are read from its payload once. Count, sum,
+# avg, min and max are aggregated per bucket and group first, and the groups beyond the top N
+# merged from those partial answers; percentiles need the values themselves.
+MERGED = {
+    "count": "sum(n)",
+    "sum": "sum(total)",
+    "avg": "sum(total) / nullif(sum(n_v), 0)",
+    "min": "min(low)",
+    "max": "max(high)",
+}
+TOP_GROUPS = "SELECT grp FROM {source} GROUP BY 1 ORDER BY {size} DESC, 1 NULLS LAST LIMIT :top"
+LABELLED = (
+    "SELECT {source}.*, NOT EXISTS (SELECT 1 FROM top "
+    "WHERE top.grp IS NOT DISTINCT FROM {source}.grp) AS other FROM {source}"
+)
+
+
+def _grouped_sql(scoped: str, agg: str) -> str:
+    """One line per top group and one ``other`` line, from ``scoped`` (bucket, grp, v) rows."""
+    if agg in PERCENTILES:
+        source, size = "scoped", "count(*)"
+        parts = f"scoped AS MATERIALIZED ({scoped})"
+        measure = "percentile_cont(:fraction) WITHIN GROUP (ORDER BY v)"
+    else:
+        source, size = "per", "sum(n)"
+        parts = (
+            "per AS MATERIALIZED (SELECT bucket, grp, count(*) AS n, count(v) AS n_v, "  # noqa: S608
+            f"sum(v) AS total, min(v) AS low, max(v) AS high FROM ({scoped}) AS scoped "
+            "GROUP BY 1, 2)"
+        )
+        measure = MERGED[agg]
+    top = TOP_GROUPS.format(source=source, size=size)
+    return (
+        f"WITH {parts}, top AS MATERIALIZED ({top}), "  # noqa: S608 (constant fragments)
+        f"labelled AS ({LABELLED.format(source=source)}) "
+        "SELECT bucket, other, CASE WHEN other THEN NULL ELSE grp END AS grp, "
+        f"{measure} AS value FROM labelled GROUP BY 1, 2, 3 ORDER BY 2, 3 NULLS LAST, 1"
+    )
 
 
 def _float(value: Any) -> float | None:

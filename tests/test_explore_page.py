@@ -88,7 +88,7 @@ def test_every_aggregate_matches_a_hand_computed_answer(app, sales, database_url
     assert_points(line.points, per_day(stored_rows(database_url), agg), agg)
 
 
-@pytest.mark.parametrize("agg", ["count", "sum", "avg", "max", "p95"])
+@pytest.mark.parametrize("agg", ["count", "sum", "avg", "min", "max", "p50", "p95"])
 def test_group_by_keeps_the_top_groups_and_gathers_the_rest_as_other(app, sales, database_url, agg):
     rows = stored_rows(database_url)
     sizes: dict[str, int] = {}

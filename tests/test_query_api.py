@@ -457,3 +457,36 @@ def test_series_from_rollups_equals_the_group_by_over_events(client, viewer, app
     assert [point["bucket"] for point in fast] == [point["bucket"] for point in raw]
     assert [point["value"] for point in fast] == pytest.approx([point["value"] for point in raw])
     assert len(fast) > 100
+
+
+def test_a_filtered_page_walks_past_events_that_do_not_match(client, token_for):
+    # 5,000 events, four to a second (ties in time), most of them filtered out: the page
+    # query reads them window by window (1,000, then 4,000 more), and the pages must come out
+    # exactly as the filter over the whole dataset, in (ts, id) order, none lost or repeated.
+    analyst = token_for("analyst")
+    rows = [
+        {
+            "time": f"2024-05-01T{n // 14400:02d}:{n // 240 % 60:02d}:{n // 4 % 60:02d}Z",
+            "kind": "rare" if n % 613 == 5 or n >= 4997 else "common",
+            "n": n,
+        }
+        for n in range(5000)
+    ]
+    pushed = client.post("/api/v1/datasets/walk/events", json=rows, headers=analyst)
+    assert pushed.status_code == 201, pushed.get_json()
+    path = "/api/v1/datasets/walk/events"
+    wanted = [row["n"] for row in rows if row["kind"] == "rare"]
+    assert len(wanted) == 12
+
+    events, pages = all_events(client, analyst, path, filter="kind:eq:rare", limit=4)
+    assert [event["values"]["n"] for event in events] == wanted
+    assert pages == 3
+    order = [(event["ts"], event["id"]) for event in events]
+    assert order == sorted(order) and len(set(order)) == len(order)
+
+    # The last three events alone match: the walk reaches the end of the dataset.
+    events, _ = all_events(client, analyst, path, filter="n:gte:4997", limit=100)
+    assert [event["values"]["n"] for event in events] == [4997, 4998, 4999]
+    # Nothing matches: an empty page without a cursor, not an endless walk.
+    body = get(client, analyst, path, filter="n:gt:5000").get_json()
+    assert body == {"events": [], "next_cursor": None}

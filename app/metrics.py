@@ -10,7 +10,10 @@ wiped before start): every worker's counters are then summed in each scrape.
 Who may read it: a caller on this machine (loopback, with no proxy declared by
 ``INSIGHTWAVE_PROXY_COUNT`` and no forwarding header), a caller with
 ``Authorization: Bearer $INSIGHTWAVE_METRICS_TOKEN``, or a signed-in admin. Anyone else gets
-403: the figures show the product's traffic and load, which is not for everyone.
+403: the figures show the product's traffic and load, which is not for everyone. The
+standalone processes (``insightwave hub`` on its own port, ``insightwave worker
+--metrics-port``) serve their own figures by the same rule, minus the signed-in admin
+(``may_scrape`` and ``standalone_exposition``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
@@ -39,6 +42,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
 from app.models import Role
+
+if TYPE_CHECKING:
+    from app.hub.hub import LiveHub
 
 bp = Blueprint("metrics", __name__)
 
@@ -93,27 +99,42 @@ def metrics() -> Any:
 
 def may_read_metrics() -> bool:
     """Tell whether this request may read /metrics (see the module's docstring)."""
-    expected = current_app.config["INSIGHTWAVE"].metrics_token
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if expected and scheme.lower() == "bearer":
-        if secrets.compare_digest(given.strip().encode(), expected.encode()):
-            return True
-    elif _from_loopback():
+    config = current_app.config["INSIGHTWAVE"]
+    if may_scrape(config.metrics_token, config.proxy_count, request.remote_addr, request.headers):
         return True
     return bool(current_user.is_authenticated and Role(current_user.role).includes(Role.ADMIN))
 
 
-def _from_loopback() -> bool:
+class Headers(Protocol):
+    """The request headers of Flask, websockets or werkzeug: looked up case-insensitively."""
+
+    def __contains__(self, key: str, /) -> bool: ...
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+def may_scrape(
+    token: str | None, proxy_count: int, remote_addr: str | None, headers: Headers
+) -> bool:
+    """Tell whether a caller may read metrics without signing in: the right token, or loopback."""
+    scheme, _, given = (headers.get("Authorization") or "").partition(" ")
+    if token and scheme.lower() == "bearer":
+        return secrets.compare_digest(given.strip().encode(), token.encode())
     # A proxy on this machine makes every visitor look local. Behind one, INSIGHTWAVE_PROXY_COUNT
     # says so (waitress even strips X-Forwarded-* it does not trust), or a forwarding header does.
-    if current_app.config["INSIGHTWAVE"].proxy_count or any(
-        header in request.headers for header in FORWARDING_HEADERS
-    ):
+    if proxy_count or any(header in headers for header in FORWARDING_HEADERS):
         return False
     try:
-        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+        return ipaddress.ip_address(remote_addr or "").is_loopback
     except ValueError:
         return False
+
+
+def standalone_exposition(families: Iterable[Metric] = ()) -> bytes:
+    """Prometheus text of this process's own registry plus ``families`` read at scrape time."""
+    # Not _process_registry(): in a hub or worker, PROMETHEUS_MULTIPROC_DIR (meant for gunicorn)
+    # would sum other processes' files into this one's figures.
+    return generate_latest(REGISTRY) + generate_latest(_registry_of(families))
 
 
 def _process_registry() -> CollectorRegistry:
@@ -132,10 +153,16 @@ class _Families(Collector):
         return iter(self._families)
 
 
-def _scrape_registry() -> CollectorRegistry:
+def _registry_of(families: Iterable[Metric]) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families([*_database_families(), *_pool_families(), *_hub_families()]))
+    registry.register(_Families(families))
     return registry
+
+
+def _scrape_registry() -> CollectorRegistry:
+    hub = current_app.extensions.get("live_hub")
+    hub_figures = hub_families(hub) if hub is not None else []
+    return _registry_of([*_database_families(), *_pool_families(), *hub_figures])
 
 
 def _database_families() -> list[Metric]:
@@ -176,10 +203,8 @@ def _pool_families() -> list[Metric]:
     return families
 
 
-def _hub_families() -> list[Metric]:
-    hub = current_app.extensions.get("live_hub")
-    if hub is None:
-        return []
+def hub_families(hub: LiveHub) -> list[Metric]:
+    """The figures of a live hub: clients now, its LISTEN connection, its counters."""
     stats = _copy_stats(hub.stats)
     clients = GaugeMetricFamily("insightwave_hub_clients", "Live clients connected now.")
     clients.add_metric([], len(hub.clients))

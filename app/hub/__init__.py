@@ -25,6 +25,8 @@ def settings_from(config: Config) -> HubSettings:
         queue_size=max(64, config.hub_max_subscriptions + 1),
         token_max_age=config.live_token_seconds,
         origins=config.hub_origins,
+        metrics_token=config.metrics_token,
+        proxy_count=config.proxy_count,
     )
 
 

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import psycopg
+from prometheus_client import CONTENT_TYPE_LATEST
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -34,7 +35,7 @@ from app.hub import protocol
 from app.hub.access import Grant, HubAccess
 from app.hub.clients import Client, broadcast
 from app.hub.tokens import LiveClaims, LiveTokenError, verify
-from app.metrics import HUB_NOTIFY_LAG
+from app.metrics import HUB_NOTIFY_LAG, hub_families, may_scrape, standalone_exposition
 from etl.connection import connect_async
 from etl.load import NOTIFY_CHANNEL
 
@@ -63,6 +64,8 @@ class HubSettings:
     token_max_age: int = 60  # seconds
     recheck: float = 30.0  # seconds between checks that a client's session still holds
     origins: tuple[str, ...] = ()  # browser origins allowed (empty: the token's own origin)
+    metrics_token: str | None = None  # a bearer token that may read /metrics from anywhere
+    proxy_count: int = 0  # proxies in front (then loopback alone may not read /metrics)
 
     def __post_init__(self) -> None:
         if self.queue_size <= self.max_subscriptions:
@@ -156,10 +159,12 @@ class LiveHub:
     # -- connections ---------------------------------------------------------------------
 
     async def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Refuse a handshake before the upgrade: wrong path, full hub, bad token or origin."""
+        """Answer /healthz and /metrics; refuse a wrong path, full hub, bad token or origin."""
         url = urlsplit(request.path)
         if url.path == "/healthz":
             return _json(connection, HTTPStatus.OK, self.snapshot())
+        if url.path == "/metrics":
+            return self._metrics(connection, request)
         if url.path != self.settings.path:
             return _json(connection, HTTPStatus.NOT_FOUND, _problem("not_found", "no such path"))
         if len(self.clients) >= self.settings.max_clients:
@@ -182,6 +187,18 @@ class LiveHub:
             return self._refuse(connection, HTTPStatus.UNAUTHORIZED, "session_ended", message)
         self._claims[connection.id] = claims
         return None
+
+    def _metrics(self, connection: ServerConnection, request: Request) -> Response:
+        """Prometheus text of this hub and process, by the rule of the web's /metrics."""
+        address = connection.remote_address[0] if connection.remote_address else None
+        settings = self.settings
+        if not may_scrape(settings.metrics_token, settings.proxy_count, address, request.headers):
+            problem = _problem("forbidden", "metrics are not public")
+            return _json(connection, HTTPStatus.FORBIDDEN, problem)
+        body = standalone_exposition(hub_families(self)).decode()
+        response = _reply(connection, HTTPStatus.OK, body, CONTENT_TYPE_LATEST)
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     def _refuse(
         self, connection: ServerConnection, status: HTTPStatus, code: str, message: str
@@ -419,7 +436,14 @@ def _problem(code: str, message: str) -> dict[str, Any]:
 
 
 def _json(connection: ServerConnection, status: HTTPStatus, body: dict[str, Any]) -> Response:
-    response = connection.respond(status, orjson.dumps(body).decode() + "\n")
-    del response.headers["Content-Type"]  # respond() says text/plain
-    response.headers["Content-Type"] = "application/json"
+    return _reply(connection, status, orjson.dumps(body).decode() + "\n", "application/json")
+
+
+def _reply(
+    connection: ServerConnection, status: HTTPStatus, body: str, content_type: str
+) -> Response:
+    """A plain HTTP answer instead of the WebSocket upgrade."""
+    response = connection.respond(status, body)
+    del response.headers["Content-Type"]  # respond() says text/plain; charset=utf-8
+    response.headers["Content-Type"] = content_type
     return response

@@ -73,6 +73,7 @@ class Config:
     oidc: OidcSettings | None = None
     log_format: str = "auto"  # json, text, or auto: text on a terminal, JSON otherwise
     metrics_token: str | None = None  # a bearer token that may read /metrics from anywhere
+    worker_metrics_port: int | None = None  # insightwave worker serves /metrics here (0: any)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
@@ -123,6 +124,9 @@ class Config:
         values["oidc"] = _oidc(env)
         values["log_format"] = _log_format(env.get("INSIGHTWAVE_LOG_FORMAT"))
         values["metrics_token"] = _metrics_token(env.get("INSIGHTWAVE_METRICS_TOKEN"))
+        values["worker_metrics_port"] = _optional_port(
+            "INSIGHTWAVE_WORKER_METRICS_PORT", env.get("INSIGHTWAVE_WORKER_METRICS_PORT")
+        )
         for field_name, variable, default in _HUB_NUMBERS:
             values[field_name] = _positive_int(variable, env.get(variable), default)
         values.update(overrides)
@@ -265,6 +269,10 @@ def _port(variable: str, raw: str | None, default: int) -> int:
     if not raw.strip().isdigit() or int(raw) > 65535:
         raise ConfigError(variable, f"must be a port number from 0 to 65535, got {raw!r}")
     return int(raw)
+
+
+def _optional_port(variable: str, raw: str | None) -> int | None:
+    return None if raw is None or not raw.strip() else _port(variable, raw, 0)
 
 
 def _hub_url(raw: str | None) -> str | None:

@@ -6,13 +6,17 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import psycopg
 
 from app.audit import record_on
+from app.config import Config
 from app.database import connect
+
+if TYPE_CHECKING:
+    from app.metrics_server import MetricsServer
 
 
 @contextmanager
@@ -34,7 +38,19 @@ def register_worker_commands(main: click.Group) -> None:
 @click.command()
 @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.05, 60))
-def worker(concurrency: int, poll: float) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port). "
+    "Default: INSIGHTWAVE_WORKER_METRICS_PORT, else none.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address for --metrics-port; beyond loopback, INSIGHTWAVE_METRICS_TOKEN is required.",
+)
+def worker(concurrency: int, poll: float, metrics_port: int | None, metrics_host: str) -> None:
     """Run scheduled jobs (when elected leader) and ingest runs until SIGTERM or Ctrl-C."""
     from app.cli import app_context
     from app.extensions import db
@@ -43,7 +59,38 @@ def worker(concurrency: int, poll: float) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with app_context() as server:
         db.session.remove()  # the worker uses its own connections
-        run_worker(server.config["SQLALCHEMY_DATABASE_URI"], concurrency, poll)
+        config: Config = server.config["INSIGHTWAVE"]
+        port = metrics_port if metrics_port is not None else config.worker_metrics_port
+        metrics = _serve_metrics(config, metrics_host, port) if port is not None else None
+        try:
+            run_worker(server.config["SQLALCHEMY_DATABASE_URI"], concurrency, poll)
+        finally:
+            if metrics is not None:
+                metrics.close()
+
+
+def _serve_metrics(config: Config, host: str, port: int) -> MetricsServer:
+    """Start the worker's /metrics, refusing a setup where every scrape would get 403."""
+    from app.metrics_server import MetricsServer, is_loopback_host
+
+    if config.metrics_token is None and not is_loopback_host(host):
+        raise click.UsageError(
+            f"--metrics-host {host} is reachable from other machines: set "
+            "INSIGHTWAVE_METRICS_TOKEN (scrapers send it as a bearer token)"
+        )
+    if config.metrics_token is None and config.proxy_count:
+        raise click.UsageError(
+            "with INSIGHTWAVE_PROXY_COUNT set, only INSIGHTWAVE_METRICS_TOKEN opens the "
+            "worker's metrics: set it (scrapers send it as a bearer token)"
+        )
+    try:
+        metrics = MetricsServer(host, port, config.metrics_token, config.proxy_count)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+        ) from exc
+    click.echo(f"Worker metrics at http://{host}:{metrics.port}/metrics")
+    return metrics
 
 
 @click.group()

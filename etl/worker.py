@@ -18,6 +18,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 import psycopg
+from prometheus_client import Counter, Histogram
 
 from etl.connection import connect
 from etl.pipeline import IngestError
@@ -30,6 +31,16 @@ log = logging.getLogger(__name__)
 APPLICATION_NAME = "insightwave-worker"
 RECONNECT_FIRST = 0.5  # seconds
 RECONNECT_MAX = 30.0
+RUNS_DONE = Counter(
+    "insightwave_worker_runs",
+    "Run attempts this process finished, by the run's status after them (or interrupted).",
+    ["status"],
+)
+RUN_DURATION = Histogram(
+    "insightwave_worker_run_duration_seconds",
+    "Time one run attempt took in this process, from claim to outcome.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0),
+)
 
 
 class Worker:
@@ -128,14 +139,14 @@ def work_once(conn: psycopg.Connection[Any]) -> bool:
     finally:
         with contextlib.suppress(psycopg.Error):  # a dead connection took its lock with it
             unlock_run(conn, run_id)
-    _log_outcome(conn, run_id, time.monotonic() - started, problem)
+    _report_outcome(conn, run_id, time.monotonic() - started, problem)
     return True
 
 
-def _log_outcome(
+def _report_outcome(
     conn: psycopg.Connection[Any], run_id: int, seconds: float, problem: Exception | None
 ) -> None:
-    """Log one line for a run as recorded: status, attempt, counts, duration, error."""
+    """Log one line for a run as recorded (status, attempt, counts, duration, error); count it."""
     try:
         row = conn.execute(
             "SELECT status, attempts, max_attempts, rows_read, rows_loaded, rows_rejected, "
@@ -144,6 +155,8 @@ def _log_outcome(
         ).fetchone()
     except psycopg.Error:
         row = None
+    RUNS_DONE.labels(str(row[0]) if row is not None else "interrupted").inc()
+    RUN_DURATION.observe(seconds)
     if row is None:
         log.warning(
             "run %d interrupted after %.2f s (%s); it will be claimed again",

@@ -60,6 +60,7 @@ class Settings:
     vus: int = 20
     server: str = "gunicorn"
     workers: int = 4  # gunicorn workers, or waitress threads
+    threads: int = 4  # threads of each gunicorn worker (gunicorn.conf.py: gthread)
     rate: int = 0  # read iterations a second; 0: closed loop, as fast as the VUs go
     push_rate: int = 20  # pushes a second
     push_batch: int = 100
@@ -110,7 +111,8 @@ def web_server(app: BenchApp, hub_port: int, settings: Settings) -> Iterator[str
         }
         workers = str(settings.workers)
         if settings.server == "gunicorn":
-            command = ["-m", "gunicorn", "--workers", workers, "--bind", f"127.0.0.1:{port}"]
+            command = ["-m", "gunicorn", "--workers", workers, "--threads", str(settings.threads)]
+            command += ["--bind", f"127.0.0.1:{port}"]
         else:
             env.pop("PROMETHEUS_MULTIPROC_DIR")
             command = ["-m", "waitress", f"--listen=127.0.0.1:{port}", f"--threads={workers}"]
@@ -258,6 +260,7 @@ def run(settings: Settings, progress: Any, show_progress: bool) -> dict[str, Any
         "benchmark": "load",
         "server": settings.server,
         "workers": settings.workers,
+        "threads": settings.threads,
         "seconds": settings.seconds,
         "vus": settings.vus,
         "rate": settings.rate,
@@ -317,6 +320,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         ("--seconds", float, "seconds each script runs"),
         ("--vus", int, "k6 virtual users of the read mix"),
         ("--workers", int, "gunicorn worker processes (waitress: threads)"),
+        ("--threads", int, "threads of each gunicorn worker"),
         ("--clients", int, "WebSocket subscribers"),
         ("--push-rate", int, "pushes a second"),
         ("--seed-rows", int, "events in the dataset the reads ask for"),
@@ -343,6 +347,7 @@ def main(args: argparse.Namespace) -> int:
         vus=args.vus,
         server=args.server,
         workers=args.workers,
+        threads=args.threads,
         rate=max(0, args.rate),
         push_rate=args.push_rate,
         clients=args.clients,

@@ -6,15 +6,21 @@ processes, all against one PostgreSQL (``DATABASE_URL``; without it the embedded
 ``INSIGHTWAVE_DATA_DIR`` is started first and shared). It prints ``cluster ready`` once every
 process answers, and stops them all on SIGTERM or Ctrl-C. The same shape as the systemd units
 in deploy/systemd/, for a laptop or a test.
+
+Prometheus can scrape every process: gunicorn's /metrics sums its workers (each run gets an
+empty ``PROMETHEUS_MULTIPROC_DIR`` of its own), each hub answers /metrics on its port, and with
+``--worker-metrics-ports`` each worker serves /metrics on its port.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -37,10 +43,15 @@ class Cluster:
     web_workers: int = 2
     hub_ports: tuple[int, ...] = (8051, 8052)
     workers: int = 2
+    worker_metrics_ports: tuple[int, ...] = ()  # one per worker, or none: no worker metrics
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    metrics_dir: str | None = None  # gunicorn's PROMETHEUS_MULTIPROC_DIR, made by start()
 
     def environment(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "DATABASE_URL": self.database_url, "PYTHONUNBUFFERED": "1", **extra}
+        # The multiprocess directory is the web's alone: a hub or worker writing there would
+        # add its figures to the web's, and they serve their own.
+        inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        return {**inherited, "DATABASE_URL": self.database_url, "PYTHONUNBUFFERED": "1", **extra}
 
     def start(self) -> None:
         """Migrate, then start web, hubs and workers; wait until each answers."""
@@ -53,17 +64,23 @@ class Cluster:
             "--workers", str(self.web_workers),
             "--graceful-timeout", "10",
         ]  # fmt: skip
-        self._spawn("web", web, self.environment(), cwd=ROOT)
+        self.metrics_dir = tempfile.mkdtemp(prefix="insightwave-web-metrics-")
+        web_env = self.environment(PROMETHEUS_MULTIPROC_DIR=self.metrics_dir)
+        self._spawn("web", web, web_env, cwd=ROOT)
         for port in self.hub_ports:
             env = self.environment(INSIGHTWAVE_HUB_HOST=self.host, INSIGHTWAVE_HUB_PORT=str(port))
             self._spawn(f"hub:{port}", [str(BIN / "insightwave"), "hub"], env)
         for number in range(self.workers):
-            self._spawn(
-                f"worker:{number + 1}", [str(BIN / "insightwave"), "worker"], self.environment()
-            )
+            worker = [str(BIN / "insightwave"), "worker"]
+            if self.worker_metrics_ports:
+                port = self.worker_metrics_ports[number]
+                worker += ["--metrics-host", self.host, "--metrics-port", str(port)]
+            self._spawn(f"worker:{number + 1}", worker, self.environment())
         self._wait_healthy(f"http://{self.host}:{self.web_port}/healthz")
         for port in self.hub_ports:
             self._wait_healthy(f"http://{self.host}:{port}/healthz")
+        for port in self.worker_metrics_ports:
+            self._wait_healthy(f"http://{self.host}:{port}/metrics")
 
     def stop(self) -> int:
         """Send SIGTERM to every process, SIGKILL to any still running after a while."""
@@ -81,6 +98,9 @@ class Cluster:
                 print(f"{name} did not stop in time and was killed", file=sys.stderr)
             failures += code not in (0, -signal.SIGTERM)
         self.processes.clear()
+        if self.metrics_dir is not None:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+            self.metrics_dir = None
         return failures
 
     def _spawn(
@@ -119,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--hub-ports", type=_ports, default=(8051, 8052))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--worker-metrics-ports", type=_ports, default=(), help="e.g. 9101,9102: one per worker"
+    )
     args = parser.parse_args(argv)
+    if args.worker_metrics_ports and len(args.worker_metrics_ports) != args.workers:
+        parser.error("--worker-metrics-ports needs one port per worker (--workers)")
 
     stopping = False
 
@@ -146,13 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         web_workers=args.web_workers,
         hub_ports=args.hub_ports,
         workers=args.workers,
+        worker_metrics_ports=args.worker_metrics_ports,
     )
     try:
         cluster.start()
         print(
             f"cluster ready: web http://{args.host}:{args.web_port}, hubs "
             + ", ".join(f"ws://{args.host}:{port}/live" for port in args.hub_ports)
-            + f", {args.workers} workers",
+            + f", {args.workers} workers"
+            + "".join(
+                f", worker metrics http://{args.host}:{port}/metrics"
+                for port in args.worker_metrics_ports
+            ),
             flush=True,
         )
         while not stopping:

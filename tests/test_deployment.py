@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import ClientConnection, connect
 
 from app import migrate
@@ -37,6 +38,7 @@ class RunningCluster:
     database_url: str
     web: str
     hub_ports: tuple[int, int]
+    worker_metrics_ports: tuple[int, int]
     env: dict[str, str]
 
 
@@ -56,7 +58,7 @@ def cluster(
 ) -> Iterator[RunningCluster]:
     """Start ``python -m deploy.cluster`` on a database of its own; stop it with SIGTERM."""
     database_url = fresh_database()
-    web_port, hub_a, hub_b = _free_ports(3)
+    web_port, hub_a, hub_b, metrics_a, metrics_b = _free_ports(5)
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -69,6 +71,7 @@ def cluster(
         sys.executable, "-m", "deploy.cluster",
         "--web-port", str(web_port), "--web-workers", "2",
         "--hub-ports", f"{hub_a},{hub_b}", "--workers", "2",
+        "--worker-metrics-ports", f"{metrics_a},{metrics_b}",
     ]  # fmt: skip
     process = subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
@@ -82,7 +85,13 @@ def cluster(
             assert time.monotonic() < deadline, "the cluster did not start"
         else:
             pytest.fail(f"the cluster exited with {process.wait()} before it was ready")
-        yield RunningCluster(database_url, f"http://127.0.0.1:{web_port}", (hub_a, hub_b), env)
+        yield RunningCluster(
+            database_url,
+            f"http://127.0.0.1:{web_port}",
+            (hub_a, hub_b),
+            (metrics_a, metrics_b),
+            env,
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=40)
@@ -160,6 +169,36 @@ def test_every_pushed_update_reaches_each_client_of_either_hub_once(cluster, ana
             with pytest.raises(TimeoutError):
                 while True:
                     assert receive(ws, timeout=0.3)["type"] != "points"
+
+
+def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 (a local URL)
+        text = answer.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+@pytest.mark.slow
+def test_web_hubs_and_workers_each_serve_prometheus_metrics(cluster, analyst_token):
+    pushed = {"source": "push", "outcome": "loaded"}
+    rows = "insightwave_ingest_rows_total"
+    before = _scrape(f"{cluster.web}/metrics").get((rows, tuple(sorted(pushed.items()))), 0.0)
+    for batch in range(4):  # gunicorn's workers take them in turn, or not: the sum is the same
+        path = "/api/v1/datasets/scraped/events"
+        _http(cluster, "POST", path, analyst_token, _rows(batch * 3, 3))
+    web = _scrape(f"{cluster.web}/metrics")
+    assert web[(rows, tuple(sorted(pushed.items())))] == before + 12
+    for port in cluster.hub_ports:
+        hub = _scrape(f"http://127.0.0.1:{port}/metrics")
+        assert hub[("insightwave_hub_listening", ())] == 1
+        assert ("insightwave_hub_notify_lag_seconds_count", ()) in hub
+    for port in cluster.worker_metrics_ports:
+        worker = _scrape(f"http://127.0.0.1:{port}/metrics")
+        assert ("insightwave_worker_run_duration_seconds_count", ()) in worker
+        assert worker[("process_resident_memory_bytes", ())] > 0
 
 
 @pytest.mark.slow

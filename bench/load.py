@@ -3,10 +3,11 @@
 One run: PostgreSQL (embedded unless a URL is given), an analyst with an API token, a seeded
 dataset, one ``insightwave hub`` subprocess and the web app (``gunicorn wsgi:server`` with
 several workers, or waitress as ``insightwave serve`` runs it) on free ports, rate limits off.
-Then k6 runs ``api_read.js`` (the query API's read mix), ``push.js`` (push ingest with
-idempotency keys) and ``live_ws.js`` (WebSocket subscribers while rows are pushed), one after
-another, and each one's summary gives requests/s, p50/p95/p99 latency and errors. k6 runs on
-the same machine as the server, so it takes part of the CPU the server could have had.
+Then k6 runs ``api_read.js`` (the query API's read mix), ``api_floor.js`` (the cheapest
+signed-in request, the web tier's own ceiling), ``push.js`` (push ingest with idempotency
+keys) and ``live_ws.js`` (WebSocket subscribers while rows are pushed), one after another,
+and each one's summary gives requests/s, p50/p95/p99 latency and errors. k6 runs on the same
+machine as the server, so it takes part of the CPU the server could have had.
 """
 
 from __future__ import annotations
@@ -225,6 +226,7 @@ def scripts(settings: Settings, url: str, token: str) -> dict[str, tuple[str, di
     }
     return {
         "api_read": ("api_read.js", {**common, **reads}),
+        "api_floor": ("api_floor.js", {**common, "VUS": str(settings.vus)}),
         "push": ("push.js", {**common, **push}),
         "live_ws": ("live_ws.js", {**common, **live}),
     }

@@ -101,7 +101,7 @@ def test_load_benchmark_runs_every_script_without_errors():
 
     assert result["benchmark"] == "load" and result["server"] == "gunicorn"
     assert result["errors"] == 0
-    assert set(result["scripts"]) == {"api_read", "push", "live_ws"}
+    assert set(result["scripts"]) == {"api_read", "api_floor", "push", "live_ws"}
     for figures in result["scripts"].values():
         assert figures["requests"] > 0 and figures["requests_per_s"] > 0
         assert figures["errors"] == 0 and figures["checks_failed"] == 0

@@ -77,13 +77,14 @@ def _run_https(
     server: Flask, host: str, port: int, threads: int, certfile: Path, keyfile: Path
 ) -> None:
     from cheroot.ssl.builtin import BuiltinSSLAdapter
-    from cheroot.wsgi import Server
+
+    from app.https_server import PromptStopServer
 
     try:
         adapter = BuiltinSSLAdapter(str(certfile), str(keyfile))
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         raise click.ClickException(f"cannot use the certificate or key: {exc}") from exc
-    wsgi = Server((host, port), server, numthreads=threads, server_name="insightwave")
+    wsgi = PromptStopServer((host, port), server, numthreads=threads, server_name="insightwave")
     wsgi.ssl_adapter = adapter
     try:
         wsgi.prepare()
@@ -95,4 +96,4 @@ def _run_https(
         wsgi.serve()  # returns (raising SystemExit) once _exit runs
     finally:
         click.echo("Stopping Insight-Wave.")
-        wsgi.stop()
+        wsgi.stop()  # within seconds, even with idle or kept-alive connections open

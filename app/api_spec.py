@@ -2,11 +2,15 @@
 
 SpecTree validates each view's query string and body against these pydantic models and builds
 ``/api/v1/openapi.json`` from the very same models, so the document cannot drift from what
-the views accept. A request that fails validation answers 400 in the API's error shape.
+the views accept. A request that fails validation answers 400 in the API's error shape. The
+document also holds OpenAPI links, how one answer leads to the next request; SpecTree cannot
+declare them, so ``add_links`` puts ``OPERATION_LINKS`` into the document it generates.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -44,7 +48,16 @@ def _reject_invalid(
     abort(body)
 
 
-spec = SpecTree(
+class LinkedSpecTree(SpecTree):
+    """SpecTree whose document also says how the operations chain (see ``OPERATION_LINKS``)."""
+
+    def _generate_spec(self) -> dict[str, Any]:
+        # SpecTree (3.0) has no way to declare OpenAPI links. Its ``spec`` property caches what
+        # this returns, so whatever reads ``spec.spec`` gets the document with its links.
+        return add_links(super()._generate_spec(), OPERATION_LINKS)
+
+
+spec = LinkedSpecTree(
     "flask",
     mode="strict",  # only views that declare their models; Dash's routes are not the API
     title="Insight-Wave API",
@@ -193,3 +206,108 @@ class Series(BaseModel):
     to: datetime
     points: list[SeriesPoint] = Field(description="the series; empty when grouped")
     groups: list[GroupSeries] | None = Field(None, description="with group_by: one per group")
+
+
+# How one answer leads to the next request: OpenAPI links. Clients may follow them, and
+# schemathesis does, to test sequences of calls (tests/test_api_contract.py).
+
+DATASETS = "/api/v1/datasets"
+DATASET = "/api/v1/datasets/{name}"
+EVENTS = f"{DATASET}/events"
+SERIES = f"{DATASET}/series"
+
+
+@dataclass(frozen=True)
+class OperationLink:
+    """An OpenAPI link: values from one operation's answer fill a request to another."""
+
+    source: tuple[str, str]  # method and path of the operation that answers
+    statuses: tuple[int, ...]  # the answers that carry the link
+    name: str
+    target: tuple[str, str]  # method and path of the operation it leads to
+    parameters: dict[str, str]  # "path.name", "query.cursor", ...: a runtime expression
+    description: str
+
+
+def _to_dataset(
+    source: tuple[str, str], statuses: tuple[int, ...], name: str, which: str
+) -> list[OperationLink]:
+    """Link an answer that names a dataset to its description, its events and its series."""
+    targets = {
+        "describe": (DATASET, f"Describe {which}."),
+        "events": (EVENTS, f"Page through the events of {which}."),
+        "series": (SERIES, f"Aggregate {which} over time."),
+    }
+    return [
+        OperationLink(source, statuses, link, ("get", path), {"path.name": name}, description)
+        for link, (path, description) in targets.items()
+    ]
+
+
+OPERATION_LINKS: tuple[OperationLink, ...] = (
+    *_to_dataset(
+        ("get", DATASETS), (200,), "$response.body#/datasets/0/name", "the first dataset listed"
+    ),
+    *_to_dataset(("post", EVENTS), (200, 201), "$response.body#/dataset", "the dataset pushed to"),
+    OperationLink(
+        ("get", DATASET),
+        (200,),
+        "events",
+        ("get", EVENTS),
+        {"path.name": "$response.body#/name"},
+        "Page through this dataset's events.",
+    ),
+    OperationLink(
+        ("get", DATASET),
+        (200,),
+        "seriesByFirstColumn",
+        ("get", SERIES),
+        {"path.name": "$response.body#/name", "query.group_by": "$response.body#/columns/0/name"},
+        "Aggregate this dataset over time, one series per value of its first column.",
+    ),
+    OperationLink(
+        ("get", EVENTS),
+        (200,),
+        "nextPage",
+        ("get", EVENTS),
+        {
+            "path.name": "$request.path.name",
+            "query.cursor": "$response.body#/next_cursor",
+            "query.limit": "$request.query.limit",
+            "query.from": "$request.query.from",
+            "query.to": "$request.query.to",
+            "query.filter": "$request.query.filter",
+        },
+        "The next page of the same query; there is none when next_cursor is null.",
+    ),
+    OperationLink(
+        ("get", SERIES),
+        (200,),
+        "eventsInRange",
+        ("get", EVENTS),
+        {
+            "path.name": "$response.body#/dataset",
+            "query.from": "$response.body#/from",
+            "query.to": "$response.body#/to",
+            "query.filter": "$request.query.filter",
+        },
+        "The events this series aggregates: the same dataset, time range and filters.",
+    ),
+)
+
+
+def add_links(document: dict[str, Any], links: Iterable[OperationLink]) -> dict[str, Any]:
+    """Put each link on its source's answers, naming its target by the target's operationId."""
+    paths = document["paths"]
+    for link in links:
+        method, path = link.target
+        definition = {
+            "operationId": paths[path][method]["operationId"],
+            "parameters": dict(link.parameters),
+            "description": link.description,
+        }
+        method, path = link.source
+        answers = paths[path][method]["responses"]
+        for status in link.statuses:
+            answers[str(status)].setdefault("links", {})[link.name] = definition
+    return document

@@ -225,8 +225,8 @@ def _schedule(form: Mapping[str, object]) -> tuple[str, str]:
     raise JobViewError("Choose a schedule: an interval in seconds or a cron expression.")
 
 
-def _check_target(user: User, dataset: str, source_kind: str, time_column: str | None) -> bool:
-    """Refuse a dataset ``user`` may not load into; True if the job will create it."""
+def _check_target(user: User, dataset: str, source_kind: str, time_column: str | None) -> None:
+    """Refuse a dataset ``user`` may not load into (a demo job may name a new one)."""
     found = find_visible_dataset(user, dataset)
     if found is not None:
         columns = [str(column.get("name")) for column in found.columns]
@@ -238,7 +238,6 @@ def _check_target(user: User, dataset: str, source_kind: str, time_column: str |
         raise JobViewError(f"There is no dataset called {dataset!r} that you may use.")
     if time_column is not None and time_column not in columns:
         raise JobViewError(f"Dataset {dataset!r} has no column {time_column!r}.")
-    return found is None
 
 
 def _name(form: Mapping[str, object]) -> str:
@@ -274,8 +273,8 @@ def create_job_for(user: User, form: Mapping[str, object]) -> int:
         source = check_source(source_kind, _source(source_kind, form))
         trigger_kind, trigger_spec = _schedule(form)
         make_trigger(trigger_kind, trigger_spec)
-        creates = _check_target(user, dataset, source_kind, time_column)
-        with connect() as conn, conn.transaction():
+        _check_target(user, dataset, source_kind, time_column)
+        with connect() as conn:
             job_id = create_job(
                 conn,
                 name,
@@ -286,11 +285,8 @@ def create_job_for(user: User, form: Mapping[str, object]) -> int:
                 trigger_spec,
                 options,
                 user.id,
+                actor=audit.actor_of(user),
             )
-            if creates:
-                audit.record_on(conn, "dataset.create", user, dataset, job_id=job_id)
-            details = {"job_id": job_id, "dataset": dataset, "source": source_kind}
-            audit.record_on(conn, "job.create", user, name, **details)
     except JobError as exc:
         raise _user_message(exc) from None
     return job_id

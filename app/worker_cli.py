@@ -123,7 +123,6 @@ def jobs_create(
     key: str | None,
 ) -> None:
     """Schedule an ingest job."""
-    from etl.datasets import get_dataset
     from etl.jobs import JobError, create_job
     from etl.pipeline import IngestOptions
 
@@ -143,23 +142,17 @@ def jobs_create(
     )
     with _database() as conn:
         try:
-            with conn.transaction():
-                new_dataset = get_dataset(conn, dataset) is None
-                job_id = create_job(
-                    conn,
-                    name,
-                    dataset,
-                    source_kind,
-                    source,
-                    trigger_kind,
-                    trigger_spec,
-                    options,
-                    None,
-                )
-                if new_dataset:  # a demo job makes its dataset
-                    record_on(conn, "dataset.create", None, dataset, job_id=job_id)
-                details = {"job_id": job_id, "dataset": dataset, "source": source_kind}
-                record_on(conn, "job.create", None, name, **details)
+            job_id = create_job(
+                conn,
+                name,
+                dataset,
+                source_kind,
+                source,
+                trigger_kind,
+                trigger_spec,
+                options,
+                None,
+            )
         except JobError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"Created job {job_id} ({name}): {_trigger_text(trigger_kind, trigger_spec)}.")

@@ -22,6 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
+from etl.audit import Actor, record_audit
 from etl.datasets import DatasetError, check_dataset_name, create_dataset, get_dataset
 from etl.pipeline import IngestOptions
 from etl.runs import create_run
@@ -99,8 +100,9 @@ def create_job(
     trigger_spec: str,
     options: IngestOptions,
     owner_id: int | None,
+    actor: Actor | None = None,
 ) -> int:
-    """Check and record a job; return its id.
+    """Check and record a job, audited as ``actor`` (None: the system); return its id.
 
     A demo job creates its dataset when new; other jobs load into an existing dataset.
     :raises JobError: saying what is wrong with the definition.
@@ -109,7 +111,7 @@ def create_job(
     checked = check_source(source_kind, source)
     job_options = dataclasses.replace(options, dataset=dataset, owner_id=owner_id)
     with conn.transaction():  # a demo dataset made here goes if the job is refused
-        dataset_id = _dataset_id(conn, dataset, source_kind, owner_id)
+        dataset_id, created = _dataset_id(conn, dataset, source_kind, owner_id)
         try:
             with conn.transaction():
                 row = conn.execute(
@@ -129,8 +131,13 @@ def create_job(
                 ).fetchone()
         except psycopg.errors.UniqueViolation:
             raise JobError(f"dataset {dataset!r} already has a job called {name!r}") from None
-    assert row is not None
-    return int(row[0])
+        assert row is not None
+        job_id = int(row[0])
+        if created:
+            record_audit(conn, "dataset.create", actor, dataset, {"job_id": job_id})
+        details = {"job_id": job_id, "dataset": dataset, "source": source_kind}
+        record_audit(conn, "job.create", actor, name, details)
+    return job_id
 
 
 def _check_definition(name: str, trigger_kind: str, trigger_spec: str) -> tuple[str, str]:
@@ -203,7 +210,9 @@ def check_source(source_kind: str, source: dict[str, Any]) -> dict[str, Any]:
 
 def _dataset_id(
     conn: psycopg.Connection[Any], dataset: str, source_kind: str, owner_id: int | None
-) -> int:
+) -> tuple[int, bool]:
+    """The job's dataset id, and whether it was created here (a demo job's new dataset)."""
+    created = False
     try:
         check_dataset_name(dataset)
         spec = get_dataset(conn, dataset)
@@ -211,6 +220,7 @@ def _dataset_id(
             spec = create_dataset(
                 conn, dataset, DEMO_COLUMNS, time_column="time", owner_id=owner_id
             )
+            created = True
     except DatasetError as exc:
         raise JobError(str(exc)) from None
     if spec is None:
@@ -218,7 +228,7 @@ def _dataset_id(
             f"there is no dataset called {dataset!r}: load a first file into it "
             f"(insightwave ingest FILE --dataset {dataset}) before scheduling a job"
         )
-    return spec.id
+    return spec.id, created
 
 
 def get_job(conn: psycopg.Connection[Any], job_id: int) -> IngestJob | None:

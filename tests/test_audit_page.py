@@ -459,3 +459,14 @@ def test_only_admins_may_call_the_audit_callbacks(client, dash_app, auth, role, 
 def test_the_admin_opens_the_audit_page(client, auth):
     auth.login_as(Role.ADMIN)
     assert client.get("/admin/audit").status_code == 200
+
+
+def test_the_demo_job_of_serve_demo_is_audited_as_the_system(database_url):
+    from app.cli import DEMO_DATASET, _ensure_demo_job
+
+    _ensure_demo_job(database_url)
+    _ensure_demo_job(database_url)  # a second start finds the job: nothing new to audit
+    created = one(database_url, "job.create")
+    assert (created["actor_email"], created["target"]) == (None, "demo stream")
+    assert created["details"]["dataset"] == DEMO_DATASET
+    assert one(database_url, "dataset.create")["target"] == DEMO_DATASET

@@ -42,7 +42,7 @@ def create_app(config: Config | None = None) -> Flask:
         MAX_CONTENT_LENGTH=80 * 1024 * 1024,
         SECRET_KEY=config.secret_key,
         SQLALCHEMY_DATABASE_URI=database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "connect_args": {"connect_timeout": 3}},
+        SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 3}},
         SESSION_COOKIE_NAME="insightwave_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -60,6 +60,10 @@ def create_app(config: Config | None = None) -> Flask:
         configure_logging(config.log_format)
     init_request_logging(server)  # first: its timing and request id cover every other hook
     db.init_app(server)
+    with server.app_context():
+        from app.database import ping_when_idle
+
+        ping_when_idle(db.engine)
     login_manager.init_app(server)
     login_manager.session_protection = None  # sessions are server-side rows, revocable one by one
     csrf.init_app(server)

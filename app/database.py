@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from flask import current_app
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.extensions import db
 from etl.connection import connect as connect_url
 from etl.connection import libpq_url
 
-__all__ = ["connect", "libpq_url", "reads_from_replica"]
+__all__ = ["connect", "libpq_url", "ping_when_idle", "reads_from_replica"]
 
 READ_ENGINE = "insightwave_read_engine"  # app.extensions key of the READ_DATABASE_URL engine
+# A pooled connection idle this long is tested before use. SQLAlchemy's pool_pre_ping tests
+# every checkout: a round trip per request, a fifth of the cheapest API request's cost under
+# load (BENCHMARKS.md, "Load"). A connection in steady use is not tested: if the database
+# restarts under load, the request that meets a dead connection fails (503 + Retry-After, as
+# for any lost database) and SQLAlchemy then replaces every connection of the pool.
+IDLE_BEFORE_PING = 10.0
+
+
+def ping_when_idle(engine: Engine) -> None:
+    """Test ``engine``'s pooled connections before use when idle for ``IDLE_BEFORE_PING`` s."""
+
+    @event.listens_for(engine, "checkin")
+    def checked_in(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        since = record.info.get("checked_in")
+        if since is None or time.monotonic() - since < IDLE_BEFORE_PING:
+            return  # new, or in steady use
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(str(exc)) from exc  # the pool opens another one
+        if not alive:
+            raise DisconnectionError("the pooled connection did not answer")
 
 
 def connect(url: str | None = None) -> psycopg.Connection[Any]:
@@ -52,6 +81,7 @@ def _read_engine() -> Engine | None:
         return None
     engine: Engine | None = current_app.extensions.get(READ_ENGINE)
     if engine is None:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url)
+        ping_when_idle(engine)
         current_app.extensions[READ_ENGINE] = engine
     return engine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,16 +22,16 @@ from etl.connection import libpq_url
 __all__ = ["connect", "libpq_url", "ping_when_idle", "reads_from_replica"]
 
 READ_ENGINE = "insightwave_read_engine"  # app.extensions key of the READ_DATABASE_URL engine
-# A pooled connection idle this long is tested before use. SQLAlchemy's pool_pre_ping tests
-# every checkout: a round trip per request, a fifth of the cheapest API request's cost under
-# load (BENCHMARKS.md, "Load"). A connection in steady use is not tested: if the database
-# restarts under load, the request that meets a dead connection fails (503 + Retry-After, as
-# for any lost database) and SQLAlchemy then replaces every connection of the pool.
+# SQLAlchemy's pool_pre_ping tests every checkout with a round trip: a tenth of the cheapest
+# API request's cost under load (BENCHMARKS.md, "Load"). Instead, a pooled connection is
+# looked at without a round trip: a server that restarted or ended the session has sent its
+# goodbye and closed the socket, which then reads as ready. Only a connection idle this long
+# is also pinged (a silent network fault shows nothing on the socket).
 IDLE_BEFORE_PING = 10.0
 
 
 def ping_when_idle(engine: Engine) -> None:
-    """Test ``engine``'s pooled connections before use when idle for ``IDLE_BEFORE_PING`` s."""
+    """Check ``engine``'s pooled connections before use: closed by the server, or idle long."""
 
     @event.listens_for(engine, "checkin")
     def checked_in(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -39,14 +40,29 @@ def ping_when_idle(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
         since = record.info.get("checked_in")
-        if since is None or time.monotonic() - since < IDLE_BEFORE_PING:
-            return  # new, or in steady use
+        if since is None:
+            return  # new
+        if closed_by_server(dbapi_connection):
+            raise DisconnectionError("the server closed the pooled connection")
+        if time.monotonic() - since < IDLE_BEFORE_PING:
+            return  # in steady use
         try:
             alive = engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as exc:
             raise DisconnectionError(str(exc)) from exc  # the pool opens another one
         if not alive:
             raise DisconnectionError("the pooled connection did not answer")
+
+
+def closed_by_server(connection: psycopg.Connection[Any]) -> bool:
+    """True when an idle connection has something to read: only the server's goodbye can be."""
+    if connection.closed:
+        return True
+    try:
+        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def connect(url: str | None = None) -> psycopg.Connection[Any]:

@@ -183,10 +183,12 @@ def _install_error_handlers(server: Flask) -> None:
     @server.errorhandler(OperationalError)
     @server.errorhandler(psycopg.OperationalError)
     def database_unavailable(exc: Exception) -> Any:
-        # The database is down or unreachable: nothing was stored, and a retry will do.
-        # Errors of a statement (a cancelled query, say) are not that: they stay a 500.
+        # The database is down or unreachable, or the connection to it was lost (SQLAlchemy
+        # saw a disconnect and replaces its connections): nothing was stored, and a retry will
+        # do. Errors of a statement (a cancelled query, say) are not that: they stay a 500.
         cause = getattr(exc, "orig", exc)
-        if type(cause) is not psycopg.OperationalError:
+        lost = bool(getattr(exc, "connection_invalidated", False))
+        if type(cause) is not psycopg.OperationalError and not lost:
             raise exc
         server.logger.warning("database unavailable: %s", exc)
         message = "The database is not reachable right now; try again in a few seconds."

@@ -33,21 +33,33 @@ def _kill_the_pooled_connection(app, database_url):
         assert conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
 
 
-def test_an_idle_connection_the_server_closed_is_replaced_unseen(
-    make_app, database_url, monkeypatch
-):
+def test_a_connection_the_server_closed_is_replaced_before_use(make_app, database_url):
+    # No ping (the connection was in use a moment ago): the closed socket alone tells.
     app = make_app()
     _kill_the_pooled_connection(app, database_url)
-    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.0)  # every pooled connection is "idle"
     response = app.test_client().get("/healthz")
     assert response.status_code == 200, response.get_json()
 
 
-def test_a_busy_connection_the_server_closed_fails_one_request_then_heals(make_app, database_url):
-    # A connection in steady use is not tested before use (no round trip per request): the
-    # request that meets it dead answers 503, and the pool then replaces its connections.
+def test_an_idle_connection_that_does_not_answer_is_replaced(make_app, database_url, monkeypatch):
+    # A connection idle past IDLE_BEFORE_PING is pinged: here the socket shows nothing (as
+    # after a silent network fault) and only the ping finds the server gone.
     app = make_app()
     _kill_the_pooled_connection(app, database_url)
+    monkeypatch.setattr(database, "closed_by_server", lambda connection: False)
+    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.0)
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200, response.get_json()
+
+
+def test_a_lost_connection_answers_503_then_the_pool_heals(make_app, database_url, monkeypatch):
+    # Neither check catches it (a connection lost between checkout and query, say): that
+    # request answers 503 with Retry-After, not 500, and the next finds new connections.
+    app = make_app()
+    _kill_the_pooled_connection(app, database_url)
+    monkeypatch.setattr(database, "closed_by_server", lambda connection: False)
     client = app.test_client()
-    assert client.get("/healthz").status_code == 503
+    response = client.get("/api/v1/me", headers={"Authorization": "Bearer iw_" + "x" * 43})
+    assert response.status_code == 503, response.get_json()
+    assert response.headers["Retry-After"]
     assert client.get("/healthz").status_code == 200

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from flask import current_app
+from flask import current_app, request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session
@@ -19,7 +19,13 @@ from app.extensions import db
 from etl.connection import connect as connect_url
 from etl.connection import libpq_url
 
-__all__ = ["connect", "libpq_url", "ping_when_idle", "reads_from_replica"]
+__all__ = [
+    "connect",
+    "libpq_url",
+    "ping_when_idle",
+    "reads_from_replica",
+    "reads_without_transaction",
+]
 
 READ_ENGINE = "insightwave_read_engine"  # app.extensions key of the READ_DATABASE_URL engine
 # SQLAlchemy's pool_pre_ping tests every checkout with a round trip: a tenth of the cheapest
@@ -52,6 +58,23 @@ def ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(str(exc)) from exc  # the pool opens another one
         if not alive:
             raise DisconnectionError("the pooled connection did not answer")
+
+
+def reads_without_transaction(paths: tuple[str, ...]) -> Callable[[], None]:
+    """A before-request hook: GET and HEAD requests under ``paths`` run in autocommit.
+
+    A transaction costs two round trips of its own (psycopg sends BEGIN before the first
+    query, and the pool rolls back when the session ends): for a read API request that is
+    half its database work. Each statement then stands alone; the one write such a request
+    makes (an API token's last-used time) is a single UPDATE. psycopg's autocommit is a
+    client-side switch, reset when the connection goes back to the pool.
+    """
+
+    def autocommit_reads() -> None:
+        if request.method in {"GET", "HEAD"} and request.path.startswith(paths):
+            db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+    return autocommit_reads
 
 
 def closed_by_server(connection: psycopg.Connection[Any]) -> bool:

@@ -490,3 +490,26 @@ def test_a_filtered_page_walks_past_events_that_do_not_match(client, token_for):
     # Nothing matches: an empty page without a cursor, not an endless walk.
     body = get(client, analyst, path, filter="n:gt:5000").get_json()
     assert body == {"events": [], "next_cursor": None}
+
+
+def test_a_read_records_the_tokens_last_use_and_a_revoked_token_stops_at_once(
+    client, token_for, database_url
+):
+    # Read requests run without a transaction (app.database.reads_without_transaction): the
+    # token's last-used time they write must still be stored, and a revocation committed
+    # elsewhere must hold from the very next request.
+    headers = token_for("viewer")
+    secret = headers["Authorization"].removeprefix("Bearer ")
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        before = conn.execute(
+            "SELECT last_used_at FROM api_tokens WHERE prefix = %s", (secret[:10],)
+        ).fetchone()
+        assert before == (None,)
+        assert get(client, headers, "/api/v1/me").status_code == 200
+        (used,) = conn.execute(
+            "SELECT last_used_at FROM api_tokens WHERE prefix = %s", (secret[:10],)
+        ).fetchone()
+        assert used is not None
+        conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE prefix = %s", (secret[:10],))
+    assert get(client, headers, "/api/v1/me").status_code == 401
+    assert get(client, headers, "/api/v1/datasets").status_code == 401

@@ -99,8 +99,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def web_server(app: BenchApp, hub_port: int, settings: Settings) -> Iterator[str]:
-    """Serve ``wsgi:server`` on a free port; yield its URL once /healthz answers."""
+def web_server(app: BenchApp, hub_port: int, settings: Settings) -> Iterator[tuple[str, int]]:
+    """Serve ``wsgi:server`` on a free port; yield its URL and pid once /healthz answers."""
     port = free_port()
     with ExitStack() as stack:
         metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="iw-bench-prom-"))
@@ -127,7 +127,7 @@ def web_server(app: BenchApp, hub_port: int, settings: Settings) -> Iterator[str
         )
         stack.callback(_stop, process)
         _wait_until_healthy(port, process, log)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process.pid
 
 
 def _wait_until_healthy(port: int, process: subprocess.Popen[bytes], log: Any) -> None:
@@ -144,6 +144,29 @@ def _wait_until_healthy(port: int, process: subprocess.Popen[bytes], log: Any) -
             health.close()
     log.seek(0)
     raise RuntimeError(f"the web server did not start: {log.read()[-2000:]}")
+
+
+def cpu_seconds(root: int) -> float | None:
+    """User + system CPU seconds of process ``root`` and its live children (Linux ``/proc``).
+
+    The web server's CPU a request is steadier than its requests a second on a machine whose
+    two cores k6, the server, the hub and PostgreSQL share: it does not depend on who gets
+    scheduled when.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            pid = int(stat.parent.name)
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        if pid == root or int(fields[1]) == root:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -249,11 +272,19 @@ def run(settings: Settings, progress: Any, show_progress: bool) -> dict[str, Any
         progress("starting the hub")
         hub = stack.enter_context(HubProcess(app, max_clients=settings.clients + 16))
         progress(f"starting {settings.server} ({settings.workers} workers or threads)")
-        url = stack.enter_context(web_server(app, hub.port, settings))
+        url, web_pid = stack.enter_context(web_server(app, hub.port, settings))
         for name, (script, env) in scripts(settings, url, app.api_token).items():
             progress(f"k6 {script} for {settings.seconds:g} s")
+            cpu_before = cpu_seconds(web_pid)
             exit_code, metrics = run_k6(script, env, show_progress)
+            cpu_after = cpu_seconds(web_pid)
             results[name] = figures(exit_code, metrics)
+            requests = results[name]["requests"]
+            results[name]["web_cpu_ms_per_request"] = (
+                round((cpu_after - cpu_before) * 1000 / requests, 3)
+                if cpu_before is not None and cpu_after is not None and requests
+                else None
+            )
             if name == "live_ws":
                 results[name].update(_live_figures(metrics))
     reads = results["api_read"]
@@ -292,7 +323,7 @@ def format_table(result: dict[str, Any]) -> str:
         f"{result['clients']} WebSocket clients, {result['cpu_count']} CPUs shared with k6, "
         f"load {result['load_average_before']}",
         f"{'script':<10}{'req/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
-        f"{'errors':>8}{'thresholds':>12}",
+        f"{'errors':>8}{'thresholds':>12}{'web CPU ms/req':>16}",
     ]
     for name, figures_of in result["scripts"].items():
         lines.append(
@@ -300,6 +331,7 @@ def format_table(result: dict[str, Any]) -> str:
             f"{figures_of['p95_ms']:>10.1f}{figures_of['p99_ms']:>10.1f}"
             f"{figures_of['errors'] + figures_of['checks_failed']:>8}"
             f"{'met' if figures_of['thresholds_met'] else 'NOT met':>12}"
+            f"{figures_of['web_cpu_ms_per_request'] or 0:>16.2f}"
         )
     live = result["scripts"]["live_ws"]
     lines.append(

@@ -60,10 +60,10 @@ def create_app(config: Config | None = None) -> Flask:
         configure_logging(config.log_format)
     init_request_logging(server)  # first: its timing and request id cover every other hook
     db.init_app(server)
-    from app.database import ping_when_idle, reads_without_transaction
+    from app.database import check_before_use, reads_without_transaction
 
     with server.app_context():
-        ping_when_idle(db.engine)
+        check_before_use(db.engine)
     server.before_request(reads_without_transaction(("/api/v1/",)))  # before the sign-in
     login_manager.init_app(server)
     login_manager.session_protection = None  # sessions are server-side rows, revocable one by one

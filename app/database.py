@@ -22,7 +22,7 @@ from etl.connection import libpq_url
 __all__ = [
     "connect",
     "libpq_url",
-    "ping_when_idle",
+    "check_before_use",
     "reads_from_replica",
     "reads_without_transaction",
 ]
@@ -36,7 +36,7 @@ READ_ENGINE = "insightwave_read_engine"  # app.extensions key of the READ_DATABA
 IDLE_BEFORE_PING = 10.0
 
 
-def ping_when_idle(engine: Engine) -> None:
+def check_before_use(engine: Engine) -> None:
     """Check ``engine``'s pooled connections before use: closed by the server, or idle long."""
 
     @event.listens_for(engine, "checkin")
@@ -121,6 +121,6 @@ def _read_engine() -> Engine | None:
     engine: Engine | None = current_app.extensions.get(READ_ENGINE)
     if engine is None:
         engine = create_engine(url)
-        ping_when_idle(engine)
+        check_before_use(engine)
         current_app.extensions[READ_ENGINE] = engine
     return engine

@@ -394,15 +394,16 @@ def chart_series(
         return [Series(points=[(bucket, _float(value)) for bucket, value in points])]
     where, params = _where(dataset, span, filters)
     params |= {"width": width, "measure": measured or ""}
-    if agg == "count":
-        measure = "count(*)"
-    elif agg in PERCENTILES:
+    if agg in PERCENTILES:
         params["fraction"] = PERCENTILES[agg]
-        measure = f"percentile_cont(:fraction) WITHIN GROUP (ORDER BY {_number(':measure')})"
-    else:
-        measure = f"{AGGREGATES[agg]}({_number(':measure')})"
     bucket = "date_bin(:width, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
     if group_by is None:
+        if agg == "count":
+            measure = "count(*)"
+        elif agg in PERCENTILES:
+            measure = f"percentile_cont(:fraction) WITHIN GROUP (ORDER BY {_number(':measure')})"
+        else:
+            measure = f"{AGGREGATES[agg]}({_number(':measure')})"
         scoped = "SELECT ts, payload FROM events WHERE " + " AND ".join(where)  # noqa: S608
         sql = f"SELECT {bucket} AS bucket, false AS other, NULL AS grp, {measure} AS value "
         sql += f"FROM ({scoped}) AS scoped GROUP BY 1 ORDER BY 1"

@@ -131,18 +131,21 @@ def app(make_app: Any) -> Flask:
     return make_app()  # type: ignore[no-any-return]
 
 
-@pytest.fixture(autouse=True)
-def _clean_tables(request: pytest.FixtureRequest) -> None:
-    """Start each test that uses the database with every table empty."""
-    if "database_url" not in request.fixturenames:
-        return
-    url = request.getfixturevalue("database_url")
+def empty_tables(url: str) -> None:
+    """Empty every table of the database at ``url`` but Alembic's, restarting identities."""
     with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         tables = connection.execute(
             "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
             "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
         ).fetchone()[0]
         connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request: pytest.FixtureRequest) -> None:
+    """Start each test that uses the database with every table empty."""
+    if "database_url" in request.fixturenames:
+        empty_tables(request.getfixturevalue("database_url"))
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ from etl.pipeline import IngestOptions
 from etl.runs import create_run
 from etl.scheduler import LeaderScheduler
 from etl.worker import Worker, work_once
-from tests.conftest import PASSWORD, create_database, wait_for
+from tests.conftest import PASSWORD, create_database, empty_tables, wait_for
 from tests.tcp_proxy import TcpProxy
 from tests.test_serve import pg_ctl
 from tests.test_worker import write_series
@@ -134,15 +134,8 @@ def chaos_pg() -> Iterator[ChaosPostgres]:
 
 @pytest.fixture(autouse=True)
 def _empty_chaos_tables(request: pytest.FixtureRequest) -> None:
-    if "chaos_pg" not in request.fixturenames:
-        return
-    url = request.getfixturevalue("chaos_pg").url
-    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
-        tables = connection.execute(
-            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
-            "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-        ).fetchone()[0]
-        connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    if "chaos_pg" in request.fixturenames:
+        empty_tables(request.getfixturevalue("chaos_pg").url)
 
 
 def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:

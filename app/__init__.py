@@ -10,6 +10,7 @@ from flask_wtf.csrf import generate_csrf
 
 from app.config import Config
 from app.extensions import csrf, db, login_manager
+from app.json_provider import OrjsonProvider
 
 CSRF_COOKIE = "_csrf_token"  # the cookie dash-renderer copies into its X-CSRFToken header
 
@@ -29,6 +30,7 @@ def create_app(config: Config | None = None) -> Flask:
     """
     config = config or Config.from_env()
     server = Flask(__name__)
+    server.json = OrjsonProvider(server)
     database_url = config.database_url
     if database_url is None:
         from app.embedded_db import start_embedded

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from flask import abort, jsonify
+from flask import abort, current_app, jsonify
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import SecureType
+from spectree.plugins.flask_plugin import FlaskPlugin
 
 VALIDATION_STATUS = 400
 
@@ -48,6 +49,25 @@ def _reject_invalid(
     abort(body)
 
 
+class ResponseCheckingPlugin(FlaskPlugin):
+    """SpecTree's Flask plugin, checking answers against their models only where configured.
+
+    Requests are always validated. Re-reading every answer through its pydantic model costs
+    a read of the query API a fifth of its Python time (the JSON parsed again and validated),
+    and in production a model mismatch would turn a good answer into a 500; so answers are
+    checked when ``INSIGHTWAVE_VALIDATE_RESPONSES`` is on and always under tests, where the
+    contract tests (schemathesis) also check every answer against the OpenAPI document.
+    """
+
+    def validate_response(
+        self, resp: Any, resp_model: Any, skip_validation: bool, force_resp_serialize: bool
+    ) -> Any:
+        config = current_app.config["INSIGHTWAVE"]
+        if not (config.validate_responses or config.testing):
+            resp_model = None
+        return super().validate_response(resp, resp_model, skip_validation, force_resp_serialize)
+
+
 class LinkedSpecTree(SpecTree):
     """SpecTree whose document also says how the operations chain (see ``OPERATION_LINKS``)."""
 
@@ -59,6 +79,7 @@ class LinkedSpecTree(SpecTree):
 
 spec = LinkedSpecTree(
     "flask",
+    backend=ResponseCheckingPlugin,
     mode="strict",  # only views that declare their models; Dash's routes are not the API
     title="Insight-Wave API",
     version="1",

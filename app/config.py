@@ -70,6 +70,7 @@ class Config:
     rate_limit: str = "600 per minute"  # API calls per token (or signed-in user)
     rate_limit_ip: str = "1200 per minute"  # API calls per client address
     rate_limiting: bool = True
+    validate_responses: bool = False  # check API answers against their models (always in tests)
     oidc: OidcSettings | None = None
     log_format: str = "auto"  # json, text, or auto: text on a terminal, JSON otherwise
     metrics_token: str | None = None  # a bearer token that may read /metrics from anywhere
@@ -120,6 +121,9 @@ class Config:
         )
         values["rate_limiting"] = _boolean(
             "INSIGHTWAVE_RATE_LIMITING", env.get("INSIGHTWAVE_RATE_LIMITING"), default=True
+        )
+        values["validate_responses"] = _boolean(
+            "INSIGHTWAVE_VALIDATE_RESPONSES", env.get("INSIGHTWAVE_VALIDATE_RESPONSES")
         )
         values["oidc"] = _oidc(env)
         values["log_format"] = _log_format(env.get("INSIGHTWAVE_LOG_FORMAT"))

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 
 from app.extensions import db
 from app.models import Dataset
@@ -112,7 +114,8 @@ def find_events(
         rows = _first_events(scope, params, after, limit + 1)
     page = EventPage(
         events=[
-            {"id": row.id, "ts": _iso(row.ts), "values": dict(row.payload)} for row in rows[:limit]
+            {"id": row.id, "ts": _iso(row.ts), "values": _payload(row.payload)}
+            for row in rows[:limit]
         ]
     )
     if len(rows) > limit:
@@ -134,11 +137,11 @@ def _first_events(
     where, params = list(scope), dict(params)
     _after(where, params, after)
     sql = (
-        "SELECT id, ts, payload FROM events WHERE "  # noqa: S608 (constant fragments, see top)
+        "SELECT id, ts, payload::text AS payload FROM events WHERE "  # noqa: S608 (see top)
         + " AND ".join(where)
         + " ORDER BY ts, id LIMIT :limit"
     )
-    return list(db.session.execute(text(sql), params | {"limit": count}))
+    return list(db.session.execute(_statement(sql), params | {"limit": count}).all())
 
 
 def _walk(
@@ -162,11 +165,11 @@ def _walk(
             "hits AS (SELECT id, ts, payload FROM w WHERE "
             + " AND ".join(tests)
             + " ORDER BY ts, id LIMIT :wanted) "
-            "SELECT id, ts, payload, NULL::bigint AS seen FROM hits UNION ALL "
+            "SELECT id, ts, payload::text AS payload, NULL::bigint AS seen FROM hits UNION ALL "
             "SELECT id, ts, NULL, seen FROM (SELECT id, ts, count(*) OVER () AS seen FROM w "
             "ORDER BY ts DESC, id DESC LIMIT 1) AS last"
         )
-        rows = list(db.session.execute(text(sql), round_params))
+        rows = db.session.execute(_statement(sql), round_params).all()
         found += sorted((row for row in rows if row.seen is None), key=lambda row: (row.ts, row.id))
         last = next((row for row in rows if row.seen is not None), None)
         if len(found) >= count or last is None or last.seen < window:
@@ -232,7 +235,7 @@ def rollup_series(
     params = {"dataset": dataset.id, "field": field or "", "bucket": width}
     rows = db.session.execute(SERIES_FROM_ROLLUPS, params | {"start": start, "end": end})
     value = ROLLUP_VALUES[agg]
-    return [(row.bucket, value(row)) for row in rows]
+    return [(row.bucket, value(row)) for row in rows.all()]
 
 
 def _where(
@@ -343,6 +346,25 @@ def _parse_boolean(raw: str) -> bool:
     return lowered == "true"
 
 
+def _payload(text_form: str) -> dict[str, Any]:
+    """An event's payload from its JSON text (selected as ``payload::text``).
+
+    orjson reads it several times faster than psycopg's ``json.loads``, and exactly: ingest
+    keeps integers within bigint and floats finite. Anything orjson refuses still reads.
+    """
+    try:
+        loaded = orjson.loads(text_form)
+    except orjson.JSONDecodeError:
+        loaded = json.loads(text_form)
+    return dict(loaded)
+
+
+@functools.lru_cache(maxsize=512)
+def _statement(sql: str) -> TextClause:
+    """``text(sql)``, once per distinct query shape (parsing it per request cost measurably)."""
+    return text(sql)
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
@@ -420,9 +442,11 @@ def chart_series(
             agg,
         )
     lines: dict[tuple[bool, str | None], Series] = {}
-    for row in db.session.execute(text(sql), params):
-        line = lines.setdefault((row.other, row.grp), Series(group=row.grp, other=row.other))
-        line.points.append((row.bucket, _float(row.value)))
+    for bucket_start, other, group, value in db.session.execute(_statement(sql), params).all():
+        line = lines.get((other, group))
+        if line is None:
+            line = lines[other, group] = Series(group=group, other=other)
+        line.points.append((bucket_start, None if value is None else float(value)))
     return list(lines.values())
 
 

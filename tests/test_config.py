@@ -33,6 +33,7 @@ def config(tmp_path, **env):
         ("INSIGHTWAVE_RATE_LIMIT", "lots", "is not a rate"),
         ("INSIGHTWAVE_RATE_LIMIT_IP", "10 per fortnight", "is not a rate"),
         ("INSIGHTWAVE_RATE_LIMITING", "sometimes", "true or false"),
+        ("INSIGHTWAVE_VALIDATE_RESPONSES", "strictly", "true or false"),
     ],
 )
 def test_malformed_variable_is_named_in_the_error(tmp_path, variable, value, message):

@@ -81,11 +81,14 @@ def closed_by_server(connection: psycopg.Connection[Any]) -> bool:
     """True when an idle connection has something to read: only the server's goodbye can be."""
     if connection.closed:
         return True
+    # poll, not select: select refuses descriptors past 1023, and a hub serving a thousand
+    # WebSockets has its database sockets there.
+    poller = select.poll()
     try:
-        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+        poller.register(connection.fileno(), select.POLLIN)
     except (OSError, ValueError):
         return True
-    return bool(readable)
+    return bool(poller.poll(0))
 
 
 def connect(url: str | None = None) -> psycopg.Connection[Any]:

@@ -352,11 +352,12 @@ def _payload(text_form: str) -> dict[str, Any]:
     orjson reads it several times faster than psycopg's ``json.loads``, and exactly: ingest
     keeps integers within bigint and floats finite. Anything orjson refuses still reads.
     """
+    loaded: dict[str, Any]
     try:
         loaded = orjson.loads(text_form)
     except orjson.JSONDecodeError:
         loaded = json.loads(text_form)
-    return dict(loaded)
+    return loaded
 
 
 @functools.lru_cache(maxsize=512)
@@ -446,7 +447,7 @@ def chart_series(
         line = lines.get((other, group))
         if line is None:
             line = lines[other, group] = Series(group=group, other=other)
-        line.points.append((bucket_start, None if value is None else float(value)))
+        line.points.append((bucket_start, _float(value)))
     return list(lines.values())
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import time
+
 import psycopg
+import pytest
 from sqlalchemy import text
 
 from app import database
@@ -24,42 +29,77 @@ def test_healthz_is_503_when_the_database_is_unreachable(make_app):
     assert response.get_json() == {"status": "error", "database": "unreachable"}
 
 
-def _kill_the_pooled_connection(app, database_url):
-    """Close, from the server's side, the one connection ``app``'s pool holds."""
+@pytest.fixture
+def app_with_a_dead_connection(make_app, database_url):
+    """An app whose pool holds one connection the server has closed from its side."""
+    app = make_app()
     with app.app_context():
         pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
         db.session.remove()  # back to the pool, alive as far as the pool knows
     with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
         assert conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+    return app
 
 
-def test_a_connection_the_server_closed_is_replaced_before_use(make_app, database_url):
-    # No ping (the connection was in use a moment ago): the closed socket alone tells.
-    app = make_app()
-    _kill_the_pooled_connection(app, database_url)
-    response = app.test_client().get("/healthz")
-    assert response.status_code == 200, response.get_json()
-
-
-def test_an_idle_connection_that_does_not_answer_is_replaced(make_app, database_url, monkeypatch):
-    # A connection idle past IDLE_BEFORE_PING is pinged: here the socket shows nothing (as
-    # after a silent network fault) and only the ping finds the server gone.
-    app = make_app()
-    _kill_the_pooled_connection(app, database_url)
+@pytest.fixture
+def silent_socket(monkeypatch):
+    """The socket shows nothing, as after a silent network fault."""
     monkeypatch.setattr(database, "closed_by_server", lambda connection: False)
-    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.0)
-    response = app.test_client().get("/healthz")
+
+
+def test_a_connection_the_server_closed_is_replaced_before_use(app_with_a_dead_connection):
+    # No ping (the connection was in use a moment ago): the closed socket alone tells.
+    response = app_with_a_dead_connection.test_client().get("/healthz")
     assert response.status_code == 200, response.get_json()
 
 
-def test_a_lost_connection_answers_503_then_the_pool_heals(make_app, database_url, monkeypatch):
+def test_an_idle_connection_that_does_not_answer_is_replaced(
+    app_with_a_dead_connection, silent_socket, monkeypatch
+):
+    # A connection idle past IDLE_BEFORE_PING is pinged, and only the ping finds it gone.
+    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.0)
+    response = app_with_a_dead_connection.test_client().get("/healthz")
+    assert response.status_code == 200, response.get_json()
+
+
+def test_a_lost_connection_answers_503_then_the_pool_heals(
+    app_with_a_dead_connection, silent_socket
+):
     # Neither check catches it (a connection lost between checkout and query, say): that
     # request answers 503 with Retry-After, not 500, and the next finds new connections.
-    app = make_app()
-    _kill_the_pooled_connection(app, database_url)
-    monkeypatch.setattr(database, "closed_by_server", lambda connection: False)
-    client = app.test_client()
+    client = app_with_a_dead_connection.test_client()
     response = client.get("/api/v1/me", headers={"Authorization": "Bearer iw_" + "x" * 43})
     assert response.status_code == 503, response.get_json()
     assert response.headers["Retry-After"]
     assert client.get("/healthz").status_code == 200
+
+
+class _OnDescriptor:
+    """A psycopg connection seen through another descriptor of its socket."""
+
+    def __init__(self, connection: psycopg.Connection, descriptor: int) -> None:
+        self.closed = connection.closed
+        self.descriptor = descriptor
+
+    def fileno(self) -> int:
+        return self.descriptor
+
+
+def test_the_socket_check_reads_descriptors_past_1023(database_url):
+    # A hub with a thousand WebSockets has its database sockets past select()'s limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1600:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1600, hard), hard))
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
+        high = os.dup2(conn.fileno(), 1500)
+        try:
+            assert not database.closed_by_server(_OnDescriptor(conn, high))  # idle and alive
+            with psycopg.connect(libpq_url(database_url), autocommit=True) as killer:
+                killer.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+            deadline = time.monotonic() + 5
+            while not database.closed_by_server(_OnDescriptor(conn, high)):
+                assert time.monotonic() < deadline, "the server's goodbye never showed"
+                time.sleep(0.05)
+        finally:
+            os.close(high)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, exists, or_, select
 
+from app.database import attached, run
 from app.extensions import db
 from app.models import Dataset, DatasetGrant, GroupMember, Role, User
 
@@ -23,12 +24,16 @@ _GRANTED = exists().where(
         ),
     ),
 )
-_VISIBLE = _ALL.where(
-    or_(Dataset.visibility == "all", Dataset.owner_id == bindparam("user_id"), _GRANTED)
-)
+_MAY_SEE = or_(Dataset.visibility == "all", Dataset.owner_id == bindparam("user_id"), _GRANTED)
+_VISIBLE = _ALL.where(_MAY_SEE)
+# The same as rows, run on the driver connection (every API read asks; the ORM's own work
+# cost about four times the query's).
+_COLUMNS = Dataset.__table__.columns
+_ROWS = select(*_COLUMNS).order_by(Dataset.name)
+_ROWS_VISIBLE = _ROWS.where(_MAY_SEE)
 _NAMED = Dataset.name == bindparam("name")
-_FIND_ANY = _ALL.where(_NAMED)
-_FIND_VISIBLE = _VISIBLE.where(_NAMED)
+_FIND_ANY = _ROWS.where(_NAMED)
+_FIND_VISIBLE = _ROWS_VISIBLE.where(_NAMED)
 
 
 def _is_admin(user: User) -> bool:
@@ -41,18 +46,17 @@ def visible_datasets_query(user: User) -> Select[Any]:
 
 
 def visible_datasets(user: User) -> list[Dataset]:
-    if _is_admin(user):
-        return list(db.session.scalars(_ALL))
-    return list(db.session.scalars(_VISIBLE, {"user_id": user.id}))
+    rows = run(_ROWS, {}) if _is_admin(user) else run(_ROWS_VISIBLE, {"user_id": user.id})
+    return [attached(Dataset, _COLUMNS.keys(), row) for row in rows]
 
 
 def find_visible_dataset(user: User, name: str) -> Dataset | None:
     """Return the dataset called ``name`` if ``user`` may see it (else None, as if absent)."""
     if _is_admin(user):
-        found: Dataset | None = db.session.scalars(_FIND_ANY, {"name": name}).first()
+        rows = run(_FIND_ANY, {"name": name})
     else:
-        found = db.session.scalars(_FIND_VISIBLE, {"name": name, "user_id": user.id}).first()
-    return found
+        rows = run(_FIND_VISIBLE, {"name": name, "user_id": user.id})
+    return attached(Dataset, _COLUMNS.keys(), rows[0]) if rows else None
 
 
 def dataset_exists(name: str) -> bool:

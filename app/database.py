@@ -1,18 +1,21 @@
-"""Direct psycopg connections, for COPY and LISTEN/NOTIFY (the ORM covers the rest)."""
+"""Database access beside the ORM: direct psycopg connections (COPY, LISTEN/NOTIFY), the pooled
+connections' checks, and the few statements every API read runs on the session's own connection."""
 
 from __future__ import annotations
 
+import functools
 import select
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import psycopg
 from flask import current_app, request
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import ClauseElement, Engine, create_engine, event
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.extensions import db
@@ -22,11 +25,15 @@ from etl.connection import libpq_url
 __all__ = [
     "connect",
     "libpq_url",
+    "attached",
     "check_before_use",
+    "driver_connection",
+    "run",
     "reads_from_replica",
     "reads_without_transaction",
 ]
 
+Model = TypeVar("Model", bound=Any)
 READ_ENGINE = "insightwave_read_engine"  # app.extensions key of the READ_DATABASE_URL engine
 # SQLAlchemy's pool_pre_ping tests every checkout with a round trip: a tenth of the cheapest
 # API request's cost under load (BENCHMARKS.md, "Load"). Instead, a pooled connection is
@@ -75,6 +82,54 @@ def reads_without_transaction(paths: tuple[str, ...]) -> Callable[[], None]:
             db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
     return autocommit_reads
+
+
+def driver_connection() -> psycopg.Connection[Any]:
+    """The psycopg connection under ``db.session``, its pending changes flushed first.
+
+    For the statements every API read makes (its bearer token, the dataset's visibility, the
+    events): sent through the ORM, each cost about four times its database work in Python
+    (210 against 50 us for the token lookup, BENCHMARKS.md "Load"). On the session's own
+    connection they see, and take part in, whatever the session's transaction does.
+    """
+    db.session.flush()
+    return cast("psycopg.Connection[Any]", db.session.connection().connection.driver_connection)
+
+
+@functools.cache
+def _compiled(statement: ClauseElement) -> tuple[str, dict[str, Any]]:
+    compiled = statement.compile(dialect=_DIALECT)
+    return str(compiled), dict(compiled.params)
+
+
+_DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+
+
+def run(statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Run a statement built once (bound parameters by name) on ``driver_connection()``.
+
+    It is compiled once; the values it holds itself (literals in its conditions) are sent
+    with ``params``.
+    """
+    sql, values = _compiled(statement)
+    return driver_connection().execute(sql, values | dict(params)).fetchall()
+
+
+def attached(model: type[Model], names: Sequence[str], row: Sequence[Any]) -> Model:
+    """The ``model`` instance of a row read by ``run``, in ``db.session`` as if loaded there.
+
+    An instance of the same row already in the session is returned instead, as the ORM does.
+    """
+    values = dict(zip(names, row, strict=True))
+    mapper = model.__mapper__
+    key = mapper.identity_key_from_primary_key([values[c.key] for c in mapper.primary_key])
+    existing: Model | None = db.session.identity_map.get(key)
+    if existing is not None:
+        return existing
+    instance: Model = model(**values)
+    make_transient_to_detached(instance)  # persistent with these values, not new
+    db.session.add(instance)
+    return instance
 
 
 def closed_by_server(connection: psycopg.Connection[Any]) -> bool:

@@ -65,3 +65,32 @@ def test_who_sees_which_dataset(app, people, email, expected):
     user = get_user(email)
     assert [dataset.name for dataset in visible_datasets(user)] == expected
     assert (find_visible_dataset(user, "secret_data") is not None) == ("secret_data" in expected)
+
+
+def test_a_dataset_read_beside_the_orm_behaves_as_one_the_orm_loaded(app, people):
+    # find_visible_dataset reads its row with psycopg, not through the ORM (for speed), and
+    # hands back an instance the session treats as loaded: the same object for the same row,
+    # a change saved by commit as an UPDATE, never a second INSERT.
+    boss = get_user("boss@example.com")
+    found = find_visible_dataset(boss, "public_data")
+    assert found is find_visible_dataset(boss, "public_data")
+    assert found is db.session.get(Dataset, found.id)  # no second copy in the session
+    assert [dataset.name for dataset in visible_datasets(boss)][0] == "public_data"
+    assert visible_datasets(boss)[0] is found
+    found.label = "Public data, renamed"
+    dataset_id = found.id
+    db.session.commit()
+    db.session.remove()
+    assert db.session.get(Dataset, dataset_id).label == "Public data, renamed"
+    assert db.session.query(Dataset).count() == 2
+
+
+def test_a_read_beside_the_orm_sees_the_sessions_unsaved_changes(app, people):
+    boss = get_user("boss@example.com")
+    db.session.add(
+        Dataset(name="draft", label="draft", columns=COLUMNS, key_columns=[], options={})
+    )
+    found = find_visible_dataset(boss, "draft")  # flushed first, as the ORM's autoflush does
+    assert found is not None and found.label == "draft"
+    db.session.rollback()
+    assert find_visible_dataset(boss, "draft") is None

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from psycopg.rows import namedtuple_row
 
-from app.database import driver_connection
+from app.database import run_sql
 from app.models import Dataset
 
 NUMERIC_TYPES = frozenset({"integer", "float"})
@@ -366,8 +366,7 @@ def _rows(sql: str, params: dict[str, Any]) -> list[Any]:
 
     Not through the ORM: its work per statement cost more than an API read's query itself.
     """
-    cursor = driver_connection().cursor(row_factory=namedtuple_row)
-    return cursor.execute(_statement(sql), params).fetchall()
+    return run_sql(_statement(sql), params, namedtuple_row)
 
 
 _PARAMETER = re.compile(r"(?<![:\w]):([a-z_]\w*)")

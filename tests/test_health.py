@@ -9,6 +9,7 @@ import time
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 
 from app import database
 from app.database import libpq_url
@@ -103,3 +104,16 @@ def test_the_socket_check_reads_descriptors_past_1023(database_url):
         finally:
             os.close(high)
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_failed_statement_run_beside_the_orm_raises_as_the_orm_would(app):
+    # The API's read statements run on the session's psycopg connection; their errors must
+    # still reach the error handlers as SQLAlchemy's, the connection kept when it is fine.
+    with app.test_request_context("/api/v1/datasets"):
+        with pytest.raises(DataError) as raised:
+            database.run_sql("SELECT 1 / %(zero)s", {"zero": 0})
+        assert isinstance(raised.value.orig, psycopg.errors.DivisionByZero)
+        assert not raised.value.connection_invalidated
+        db.session.rollback()
+        assert database.run_sql("SELECT %(one)s", {"one": 1}) == [(1,)]
+        db.session.remove()

@@ -53,6 +53,16 @@ class _DashTalisman(Talisman):  # type: ignore[misc]
     only ``request.is_secure`` counts, which ProxyFix sets from proxies that are trusted.
     """
 
+    def _force_https(self) -> None:
+        """Nothing: redirecting to HTTPS is the proxy's job (``force_https=False`` below).
+
+        Talisman's own hook works out the view's options and the request's scheme on every
+        request only to find that out; so does ``_make_nonce`` for a policy without nonces.
+        """
+
+    def _make_nonce(self) -> None:
+        """Nothing: page scripts are allowed by their hashes, not by a nonce."""
+
     def _get_local_options(self) -> dict[str, Any]:
         options: dict[str, Any] = super()._get_local_options()
         options["content_security_policy"] = _policy_for(g.get("response_mimetype", ""))

@@ -147,11 +147,12 @@ def _wait_until_healthy(port: int, process: subprocess.Popen[bytes], log: Any) -
 
 
 def cpu_seconds(root: int) -> float | None:
-    """User + system CPU seconds of process ``root`` and its live children (Linux ``/proc``).
+    """User + system CPU seconds of process ``root`` and its children (Linux ``/proc``).
 
-    The web server's CPU a request is steadier than its requests a second on a machine whose
-    two cores k6, the server, the hub and PostgreSQL share: it does not depend on who gets
-    scheduled when.
+    The live children's, and the exited ones' that ``root`` has reaped (a PostgreSQL backend
+    that served one connection). The web server's CPU a request is steadier than its requests
+    a second on a machine whose two cores k6, the server, the hub and PostgreSQL share: it
+    does not depend on who gets scheduled when.
     """
     proc = Path("/proc")
     if not proc.is_dir():
@@ -166,7 +167,30 @@ def cpu_seconds(root: int) -> float | None:
             continue  # gone meanwhile
         if pid == root or int(fields[1]) == root:  # fields[1]: the parent's pid
             total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if pid == root:
+            total += (int(fields[13]) + int(fields[14])) / tick  # reaped children's
     return total
+
+
+def database_server_pid(database_url: str) -> int | None:
+    """The pid of the PostgreSQL server process (the postmaster) behind ``database_url``.
+
+    None when the server is not on this host, where ``/proc`` cannot see it: the backend
+    serving this connection is a child of the postmaster, if its pid is ours to read.
+    """
+    with connect(database_url, "bench-load-cpu") as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        try:  # while the backend lives
+            stat = Path(f"/proc/{row[0] if row else 0}/stat").read_text()
+        except OSError:
+            return None  # another host, or another container
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the parent: the postmaster
+
+
+def _per_request(before: float | None, after: float | None, requests: int) -> float | None:
+    if before is None or after is None or not requests:
+        return None
+    return round((after - before) * 1000 / requests, 3)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -273,17 +297,20 @@ def run(settings: Settings, progress: Any, show_progress: bool) -> dict[str, Any
         hub = stack.enter_context(HubProcess(app, max_clients=settings.clients + 16))
         progress(f"starting {settings.server} ({settings.workers} workers or threads)")
         url, web_pid = stack.enter_context(web_server(app, hub.port, settings))
+        database_pid = database_server_pid(database_url)
         for name, (script, env) in scripts(settings, url, app.api_token).items():
             progress(f"k6 {script} for {settings.seconds:g} s")
-            cpu_before = cpu_seconds(web_pid)
+            web_before = cpu_seconds(web_pid)
+            database_before = cpu_seconds(database_pid) if database_pid else None
             exit_code, metrics = run_k6(script, env, show_progress)
-            cpu_after = cpu_seconds(web_pid)
+            web_after = cpu_seconds(web_pid)
+            database_after = cpu_seconds(database_pid) if database_pid else None
             results[name] = figures(exit_code, metrics)
             requests = results[name]["requests"]
-            results[name]["web_cpu_ms_per_request"] = (
-                round((cpu_after - cpu_before) * 1000 / requests, 3)
-                if cpu_before is not None and cpu_after is not None and requests
-                else None
+            results[name]["web_cpu_ms_per_request"] = _per_request(web_before, web_after, requests)
+            # All of the server's processes: on another server, work of other databases too.
+            results[name]["database_cpu_ms_per_request"] = _per_request(
+                database_before, database_after, requests
             )
             if name == "live_ws":
                 results[name].update(_live_figures(metrics))
@@ -323,7 +350,7 @@ def format_table(result: dict[str, Any]) -> str:
         f"{result['clients']} WebSocket clients, {result['cpu_count']} CPUs shared with k6, "
         f"load {result['load_average_before']}",
         f"{'script':<10}{'req/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
-        f"{'errors':>8}{'thresholds':>12}{'web CPU ms/req':>16}",
+        f"{'errors':>8}{'thresholds':>12}{'web CPU ms/req':>16}{'db CPU ms/req':>15}",
     ]
     for name, figures_of in result["scripts"].items():
         lines.append(
@@ -332,6 +359,7 @@ def format_table(result: dict[str, Any]) -> str:
             f"{figures_of['errors'] + figures_of['checks_failed']:>8}"
             f"{'met' if figures_of['thresholds_met'] else 'NOT met':>12}"
             f"{figures_of['web_cpu_ms_per_request'] or 0:>16.2f}"
+            f"{figures_of['database_cpu_ms_per_request'] or 0:>15.2f}"
         )
     live = result["scripts"]["live_ws"]
     lines.append(

@@ -108,5 +108,7 @@ def test_load_benchmark_runs_every_script_without_errors():
         assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"] <= figures["max_ms"]
         # The web server's CPU a request, from /proc: Flask does some work for every request.
         assert 0 < figures["web_cpu_ms_per_request"] < 1000
+        if result["database"] == "embedded":  # on this host: its processes are in /proc
+            assert 0 < figures["database_cpu_ms_per_request"] < 1000
     assert result["scripts"]["live_ws"]["ws_sessions"] == 3
     assert set(result["bars_met"]) == {"requests_per_s", "p99_ms", "errors"}

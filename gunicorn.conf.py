@@ -16,6 +16,11 @@ worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 keepalive = 5  # seconds an idle kept-alive connection stays open
+# Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new connections
+# over them. On one shared socket, a burst of connections (a client's pool opening, clients
+# back after a restart) could all land on the worker that woke first and stay there, kept
+# alive: one process, one core (BENCHMARKS.md, "Load").
+reuse_port = True
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -117,7 +117,7 @@ def run_sql(
         ) from exc
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)
 def _compiled(statement: ClauseElement) -> tuple[str, dict[str, Any]]:
     compiled = statement.compile(dialect=_DIALECT)
     return str(compiled), dict(compiled.params)
@@ -126,22 +126,27 @@ def _compiled(statement: ClauseElement) -> tuple[str, dict[str, Any]]:
 _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
 
 
-def run(statement: ClauseElement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+def run(
+    statement: ClauseElement,
+    params: Mapping[str, Any],
+    row_factory: RowFactory[Any] | None = None,
+) -> list[Any]:
     """Run a statement built once (bound parameters by name) with ``run_sql``.
 
     It is compiled once; the values it holds itself (literals in its conditions) are sent
     with ``params``.
     """
     sql, values = _compiled(statement)
-    return run_sql(sql, values | dict(params))
+    return run_sql(sql, values | dict(params), row_factory)
 
 
-def attached(model: type[Model], names: Sequence[str], row: Sequence[Any]) -> Model:
-    """The ``model`` instance of a row read by ``run``, in ``db.session`` as if loaded there.
+def attached(model: type[Model], row: Sequence[Any]) -> Model:
+    """The ``model`` instance of a row of its table's columns, in table order, read by ``run``,
+    in ``db.session`` as if loaded there.
 
     An instance of the same row already in the session is returned instead, as the ORM does.
     """
-    values = dict(zip(names, row, strict=True))
+    values = dict(zip(model.__table__.columns.keys(), row, strict=True))
     mapper = model.__mapper__
     key = mapper.identity_key_from_primary_key([values[c.key] for c in mapper.primary_key])
     existing: Model | None = db.session.identity_map.get(key)

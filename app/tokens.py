@@ -65,9 +65,8 @@ def token_holder(digest: str) -> User | None:
 
 # Built once: building them per request cost more than running them. The token's own row is
 # read as three columns, not an entity: a request needs only its id and two times.
-_USER = User.__table__.columns
 _LIVE_TOKEN = (
-    select(*_USER, ApiToken.id, ApiToken.last_used_at, ApiToken.expires_at)
+    select(*User.__table__.columns, ApiToken.id, ApiToken.last_used_at, ApiToken.expires_at)
     .select_from(ApiToken)
     .join(User, User.id == ApiToken.user_id)
     .where(ApiToken.token_hash == bindparam("digest"), ApiToken.revoked_at.is_(None), User.active)
@@ -89,7 +88,7 @@ def _live_token(digest: str) -> tuple[User, int, datetime | None] | None:
     *user, token_id, last_used_at, expires_at = rows[0]
     if expires_at is not None and expires_at <= datetime.now(UTC):
         return None
-    return attached(User, _USER.keys(), user), token_id, last_used_at
+    return attached(User, user), token_id, last_used_at
 
 
 def list_tokens(user: User) -> list[ApiToken]:

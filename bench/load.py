@@ -180,8 +180,10 @@ def database_server_pid(database_url: str) -> int | None:
     """
     with connect(database_url, "bench-load-cpu") as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        if row is None:
+            return None
         try:  # while the backend lives
-            stat = Path(f"/proc/{row[0] if row else 0}/stat").read_text()
+            stat = Path(f"/proc/{row[0]}/stat").read_text()
         except OSError:
             return None  # another host, or another container
     return int(stat.rsplit(")", 1)[1].split()[1])  # the parent: the postmaster

@@ -47,8 +47,13 @@ def _series_0004() -> str:
     return series.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
 
 
+def series() -> str:
+    """This revision's CREATE OR REPLACE FUNCTION statement (0007 starts from it)."""
+    return _series_0004().replace(JOINED, BOUNDED)
+
+
 def upgrade() -> None:
-    op.execute(_series_0004().replace(JOINED, BOUNDED))
+    op.execute(series())
 
 
 def downgrade() -> None:

@@ -46,7 +46,7 @@ def _series_0006() -> str:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    series: str = module._series_0004().replace(module.JOINED, module.BOUNDED)
+    series: str = module.series()
     assert SQL_HEADER in series and SQL_END in series, "0006's function is not the expected one"
     return series
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -113,9 +112,11 @@ def find_events(
         rows = _walk(scope, tests, params | filter_params, after, limit + 1)
     else:
         rows = _first_events(scope, params, after, limit + 1)
+    # The payload goes out as PostgreSQL writes jsonb (valid JSON, keys in jsonb's order:
+    # shorter first), not read into Python and written again.
     page = EventPage(
         events=[
-            {"id": row.id, "ts": _iso(row.ts), "values": _payload(row.payload)}
+            {"id": row.id, "ts": _iso(row.ts), "values": orjson.Fragment(row.payload)}
             for row in rows[:limit]
         ]
     )
@@ -195,21 +196,18 @@ def bucketed_series(
     filters: Sequence[Filter] = (),
     group_by: str | None = None,
     top: int = 5,
-) -> list[Series]:
-    """The explore page's query (``chart_series``) with the API's bucket names (UTC)."""
+) -> orjson.Fragment:
+    """The explore page's query with the API's bucket names (UTC), as the API's JSON
+    (``series_json``)."""
     if bucket not in BUCKET_WIDTHS:
         raise QueryError(f"bucket is one of {', '.join(BUCKET_WIDTHS)}")
     if field_name is not None and column_types(dataset).get(field_name) not in NUMERIC_TYPES:
         raise QueryError(f"{field_name!r} is not a numeric field of {dataset.name}")
     if field_name is not None and agg == "count":
         field_name = None
-    return chart_series(
+    return series_json(
         dataset, span, BUCKET_WIDTHS[bucket], agg, field_name, filters, group_by, top
     )
-
-
-def points_json(points: list[tuple[datetime, float | None]]) -> list[dict[str, Any]]:
-    return [{"bucket": _iso(bucket), "value": value} for bucket, value in points]
 
 
 ROLLUP_VALUES: dict[str, Callable[[Any], Any]] = {
@@ -219,24 +217,13 @@ ROLLUP_VALUES: dict[str, Callable[[Any], Any]] = {
     "min": lambda row: row.minimum,
     "max": lambda row: row.maximum,
 }
+# Count/sum/avg/min/max per bucket (``field`` '' counts events): ``insightwave_series`` reads
+# the rollups for the whole minutes or hours of the range and the events at its edges (equal
+# to a GROUP BY).
 SERIES_FROM_ROLLUPS = (
     "SELECT bucket, n, total, minimum, maximum "
     "FROM insightwave_series(:dataset, :field, :bucket, :start, :end) ORDER BY bucket"
 )
-
-
-def rollup_series(
-    dataset: Dataset, field: str | None, width: timedelta, agg: str, start: datetime, end: datetime
-) -> list[tuple[datetime, Any]]:
-    """Return (bucket start, value) of count/sum/avg/min/max per bucket, from the rollups.
-
-    ``field`` None counts events. ``insightwave_series`` reads the rollups for the whole
-    minutes or hours of the range and the events at its edges (equal to a GROUP BY).
-    """
-    params = {"dataset": dataset.id, "field": field or "", "bucket": width}
-    rows = _rows(SERIES_FROM_ROLLUPS, params | {"start": start, "end": end})
-    value = ROLLUP_VALUES[agg]
-    return [(row.bucket, value(row)) for row in rows]
 
 
 def _where(
@@ -347,20 +334,6 @@ def _parse_boolean(raw: str) -> bool:
     return lowered == "true"
 
 
-def _payload(text_form: str) -> dict[str, Any]:
-    """An event's payload from its JSON text (selected as ``payload::text``).
-
-    orjson reads it several times faster than psycopg's ``json.loads``, and exactly: ingest
-    keeps integers within bigint and floats finite. Anything orjson refuses still reads.
-    """
-    loaded: dict[str, Any]
-    try:
-        loaded = orjson.loads(text_form)
-    except orjson.JSONDecodeError:
-        loaded = json.loads(text_form)
-    return loaded
-
-
 def _rows(sql: str, params: dict[str, Any]) -> list[Any]:
     """Run ``sql`` (``:name`` parameters) on the session's connection; rows by column name.
 
@@ -413,6 +386,101 @@ def chart_series(
     rest one ``other`` line. Count, sum, avg, min and max without filters or groups come
     from the rollups; everything else from the events (the answers are equal).
     """
+    query = _series_query(dataset, span, width, agg, field_name, filters, group_by, top)
+    if query.from_rollups:
+        value = ROLLUP_VALUES[agg]
+        rows = _rows(query.sql, query.params)
+        return [Series(points=[(row.bucket, _float(value(row))) for row in rows])]
+    lines: dict[tuple[bool, str | None], Series] = {}
+    for bucket_start, other, group, value in _rows(query.sql, query.params):
+        line = lines.get((other, group))
+        if line is None:
+            line = lines[other, group] = Series(group=group, other=other)
+        line.points.append((bucket_start, _float(value)))
+    return list(lines.values())
+
+
+def series_json(
+    dataset: Dataset,
+    span: TimeRange,
+    width: timedelta,
+    agg: str,
+    field_name: str | None,
+    filters: Sequence[Filter] = (),
+    group_by: str | None = None,
+    top: int = 5,
+) -> orjson.Fragment:
+    """``chart_series`` as the API writes it, written by PostgreSQL: the JSON array of points
+    (``{"bucket", "value"}``) or, grouped, of lines (``{"group", "other", "points"}``).
+
+    The same query and answer; only the JSON comes from the server. Turning hundreds of rows
+    into datetimes and floats and those back into text cost a grouped per-minute series more
+    than the rest of its request did (BENCHMARKS.md, "Load").
+    """
+    query = _series_query(dataset, span, width, agg, field_name, filters, group_by, top)
+    if query.from_rollups:
+        point = _POINT_JSON.format(value=ROLLUP_SQL_VALUES[agg])
+        sql = f"SELECT {_array(point, 'bucket')} FROM ({query.sql}) AS line"  # noqa: S608
+    elif group_by is None:
+        point = _POINT_JSON.format(value="value")
+        sql = f"SELECT {_array(point, 'bucket')} FROM ({query.sql}) AS line"  # noqa: S608
+    else:
+        points = _array(_POINT_JSON.format(value="value"), "bucket")
+        line = (
+            """'{"group":' || coalesce(to_json(grp)::text, 'null') || ',"other":' """
+            """|| CASE WHEN other THEN 'true' ELSE 'false' END || ',"points":' || points || '}'"""
+        )
+        sql = (
+            f"SELECT {_array(line, 'other, grp NULLS LAST')} FROM ("  # noqa: S608
+            f"SELECT other, grp, {points} AS points FROM ({query.sql}) AS rows "
+            "GROUP BY other, grp) AS lines"
+        )
+    ((text_form,),) = run(_statement(sql), query.params)
+    return orjson.Fragment(text_form)
+
+
+# JSON written by PostgreSQL as the API's encoder writes it: keys sorted, buckets in ISO 8601
+# UTC (whole seconds: minutes, hours and days from 2000-01-01), numbers as float8out writes
+# them (the shortest form that reads back exactly) and a non-finite one as null.
+_POINT_JSON = (
+    """'{{"bucket":"' || to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')"""
+    """ || '","value":' || CASE WHEN ({value}) IS NULL OR CAST({value} AS float8) IN """
+    """('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) THEN 'null' """
+    """ELSE to_json({value})::text END || '}}'"""
+)
+ROLLUP_SQL_VALUES = {  # ROLLUP_VALUES in SQL
+    "count": "n",
+    "sum": "total",
+    "avg": "CASE WHEN n <> 0 AND total IS NOT NULL THEN total / n END",
+    "min": "minimum",
+    "max": "maximum",
+}
+
+
+def _array(element: str, order: str) -> str:
+    return f"'[' || coalesce(string_agg({element}, ',' ORDER BY {order}), '') || ']'"
+
+
+@dataclass(frozen=True)
+class _SeriesQuery:
+    """A chart's statement: rows of ``insightwave_series`` (``from_rollups``), or else
+    (bucket, other, grp, value) rows ordered by line, then bucket."""
+
+    sql: str
+    params: dict[str, Any]
+    from_rollups: bool
+
+
+def _series_query(
+    dataset: Dataset,
+    span: TimeRange,
+    width: timedelta,
+    agg: str,
+    field_name: str | None,
+    filters: Sequence[Filter],
+    group_by: str | None,
+    top: int,
+) -> _SeriesQuery:
     if agg not in CHART_AGGREGATES:
         raise QueryError(f"agg is one of {', '.join(CHART_AGGREGATES)}")
     if span.start is None or span.end is None:
@@ -422,8 +490,9 @@ def chart_series(
         raise QueryError(f"{agg} needs a numeric field of {dataset.name}")
     measured = field_name if agg != "count" else None
     if group_by is None and not filters and agg in AGGREGATES:
-        points = rollup_series(dataset, measured, width, agg, span.start, span.end)
-        return [Series(points=[(bucket, _float(value)) for bucket, value in points])]
+        params = {"dataset": dataset.id, "field": measured or "", "bucket": width}
+        params |= {"start": span.start, "end": span.end}
+        return _SeriesQuery(SERIES_FROM_ROLLUPS, params, from_rollups=True)
     where, params = _where(dataset, span, filters)
     params |= {"width": width, "measure": measured or ""}
     if agg in PERCENTILES:
@@ -439,25 +508,19 @@ def chart_series(
         scoped = "SELECT ts, payload FROM events WHERE " + " AND ".join(where)  # noqa: S608
         sql = f"SELECT {bucket} AS bucket, false AS other, NULL AS grp, {measure} AS value "
         sql += f"FROM ({scoped}) AS scoped GROUP BY 1 ORDER BY 1"
-    else:
-        if group_by not in types:
-            raise QueryError(f"no field {group_by!r}; fields: {', '.join(types)}")
-        if not 1 <= top <= MAX_GROUPS:
-            raise QueryError(f"top is 1 to {MAX_GROUPS}")
-        params |= {"group": group_by, "top": top}
-        value = "NULL::float8" if agg == "count" else _number(":measure")
-        sql = _grouped_sql(
-            f"SELECT {bucket} AS bucket, payload ->> :group AS grp, {value} AS v "  # noqa: S608
-            "FROM events WHERE " + " AND ".join(where),
-            agg,
-        )
-    lines: dict[tuple[bool, str | None], Series] = {}
-    for bucket_start, other, group, value in _rows(sql, params):
-        line = lines.get((other, group))
-        if line is None:
-            line = lines[other, group] = Series(group=group, other=other)
-        line.points.append((bucket_start, _float(value)))
-    return list(lines.values())
+        return _SeriesQuery(sql, params, from_rollups=False)
+    if group_by not in types:
+        raise QueryError(f"no field {group_by!r}; fields: {', '.join(types)}")
+    if not 1 <= top <= MAX_GROUPS:
+        raise QueryError(f"top is 1 to {MAX_GROUPS}")
+    params |= {"group": group_by, "top": top}
+    value = "NULL::float8" if agg == "count" else _number(":measure")
+    sql = _grouped_sql(
+        f"SELECT {bucket} AS bucket, payload ->> :group AS grp, {value} AS v "  # noqa: S608
+        "FROM events WHERE " + " AND ".join(where),
+        agg,
+    )
+    return _SeriesQuery(sql, params, from_rollups=False)
 
 
 # Grouped, each event's bucket, group and value are read from its payload once. Count, sum,

@@ -91,7 +91,7 @@ def series(name: str, query: SeriesQuery) -> Any:
         return api_error(400, "bad_query", "from must be before to")
     try:
         filters = [event_queries.parse_filter(item) for item in query.filter]
-        lines = event_queries.bucketed_series(
+        computed = event_queries.bucketed_series(
             dataset,
             event_queries.TimeRange(start, end),
             query.bucket,
@@ -110,19 +110,10 @@ def series(name: str, query: SeriesQuery) -> Any:
         "field": query.field,
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "points": [],
+        "points": computed if query.group_by is None else [],
     }
-    if query.group_by is None:
-        answer["points"] = event_queries.points_json(lines[0].points if lines else [])
-    else:
-        answer["groups"] = [
-            {
-                "group": line.group,
-                "other": line.other,
-                "points": event_queries.points_json(line.points),
-            }
-            for line in lines
-        ]
+    if query.group_by is not None:
+        answer["groups"] = computed
     return jsonify(answer)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from datetime import datetime, timedelta
 from statistics import mean, median
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from app.database import libpq_url
+from app.event_queries import TimeRange, chart_series, parse_filter
 from app.extensions import db
 from app.models import Dataset, Role
 from app.tokens import create_token
@@ -513,3 +515,78 @@ def test_a_read_records_the_tokens_last_use_and_a_revoked_token_stops_at_once(
         conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE prefix = %s", (secret[:10],))
     assert get(client, headers, "/api/v1/me").status_code == 401
     assert get(client, headers, "/api/v1/datasets").status_code == 401
+
+
+AWKWARD_GROUPS = [
+    'say "hi"',
+    "back\\slash",
+    "line\nbreak",
+    "tab\there",
+    "ünï €",
+    "<b>&amp;</b>",
+    "=1+1",
+]
+
+
+@pytest.mark.parametrize("agg", ["count", "sum", "avg", "min", "max", "p50", "p95"])
+def test_series_json_written_by_the_database_reads_as_the_charts_lines(app, client, token_for, agg):
+    # The API's series JSON is written by PostgreSQL; the explore page reads the same query
+    # as Python values. Both must agree, group names JSON must escape included.
+    analyst = token_for("analyst")
+    rows = [
+        {"time": f"2024-05-01T10:{minute:02d}:{second:02d}Z", "value": minute * 1.25 - second}
+        | ({} if second % 5 == 0 else {"kind": AWKWARD_GROUPS[second % len(AWKWARD_GROUPS)]})
+        for minute in range(3)
+        for second in range(0, 60, 3)
+    ]
+    pushed = client.post("/api/v1/datasets/awkward/events", json=rows, headers=analyst)
+    assert pushed.status_code == 201, pushed.get_json()
+    span = {"from": "2024-05-01T10:00:30Z", "to": "2024-05-01T10:02:50Z"}
+    field = {} if agg == "count" else {"field": "value"}
+    for grouping in [{}, {"group_by": "kind", "top": 4}, {"group_by": "kind", "top": 20}]:
+        for filters in [{}, {"filter": "value:gte:-30"}]:
+            params = {"bucket": "minute", "agg": agg, **span, **field, **grouping, **filters}
+            answer = get(client, analyst, "/api/v1/datasets/awkward/series", **params)
+            assert answer.status_code == 200, answer.get_json()
+            body = answer.get_json()
+            with app.app_context():
+                dataset = db.session.query(Dataset).filter_by(name="awkward").one()
+                lines = chart_series(
+                    dataset,
+                    TimeRange(
+                        datetime.fromisoformat(span["from"]), datetime.fromisoformat(span["to"])
+                    ),
+                    timedelta(minutes=1),
+                    agg,
+                    None if agg == "count" else "value",
+                    [parse_filter(spec) for spec in filters.values()],
+                    grouping.get("group_by"),
+                    grouping.get("top", 5),
+                )
+                db.session.remove()
+            expected = [
+                {
+                    "group": line.group,
+                    "other": line.other,
+                    "points": [
+                        {"bucket": bucket.isoformat(), "value": value}
+                        for bucket, value in line.points
+                    ],
+                }
+                for line in lines
+            ]
+            if grouping:
+                assert body["points"] == []
+                assert body["groups"] == expected
+            else:
+                assert body["points"] == (expected[0]["points"] if expected else [])
+    grouped = get(
+        client,
+        analyst,
+        "/api/v1/datasets/awkward/series",
+        bucket="hour",
+        group_by="kind",
+        top=20,
+        **span,
+    ).get_json()
+    assert {line["group"] for line in grouped["groups"]} == {*AWKWARD_GROUPS, None}

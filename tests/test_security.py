@@ -128,6 +128,12 @@ def test_hsts_only_over_https(app):
     # Without trusted proxies a client cannot claim HTTPS for itself.
     claimed = client.get("/login", headers={"X-Forwarded-Proto": "https"})
     assert "Strict-Transport-Security" not in claimed.headers
+    # A JSON answer's headers are worked out once: HSTS still follows each request's scheme.
+    for base_url, hsts in [("https://localhost", True), ("http://localhost", False)] * 2:
+        answer = client.get("/healthz", base_url=base_url)
+        assert ("Strict-Transport-Security" in answer.headers) is hsts, base_url
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", base_url
+        assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
 
 
 def test_behind_a_configured_proxy_the_client_address_and_scheme_are_the_proxys_word(

@@ -197,17 +197,17 @@ def bucketed_series(
     group_by: str | None = None,
     top: int = 5,
 ) -> orjson.Fragment:
-    """The explore page's query with the API's bucket names (UTC), as the API's JSON
-    (``series_json``)."""
+    """The explore page's query (``chart_series``) with the API's bucket names (UTC), as the
+    JSON array the API answers with (``_written_by_the_server``)."""
     if bucket not in BUCKET_WIDTHS:
         raise QueryError(f"bucket is one of {', '.join(BUCKET_WIDTHS)}")
     if field_name is not None and column_types(dataset).get(field_name) not in NUMERIC_TYPES:
         raise QueryError(f"{field_name!r} is not a numeric field of {dataset.name}")
     if field_name is not None and agg == "count":
         field_name = None
-    return series_json(
-        dataset, span, BUCKET_WIDTHS[bucket], agg, field_name, filters, group_by, top
-    )
+    width = BUCKET_WIDTHS[bucket]
+    query = _series_query(dataset, span, width, agg, field_name, filters, group_by, top)
+    return _written_by_the_server(query, agg, grouped=group_by is not None)
 
 
 ROLLUP_VALUES: dict[str, Callable[[Any], Any]] = {
@@ -400,29 +400,16 @@ def chart_series(
     return list(lines.values())
 
 
-def series_json(
-    dataset: Dataset,
-    span: TimeRange,
-    width: timedelta,
-    agg: str,
-    field_name: str | None,
-    filters: Sequence[Filter] = (),
-    group_by: str | None = None,
-    top: int = 5,
-) -> orjson.Fragment:
-    """``chart_series`` as the API writes it, written by PostgreSQL: the JSON array of points
+def _written_by_the_server(query: _SeriesQuery, agg: str, grouped: bool) -> orjson.Fragment:
+    """``query``'s answer as the API writes it, written by PostgreSQL: the JSON array of points
     (``{"bucket", "value"}``) or, grouped, of lines (``{"group", "other", "points"}``).
 
-    The same query and answer; only the JSON comes from the server. Turning hundreds of rows
-    into datetimes and floats and those back into text cost a grouped per-minute series more
-    than the rest of its request did (BENCHMARKS.md, "Load").
+    The same answer as ``chart_series`` reads; only the JSON comes from the server. Turning
+    hundreds of rows into datetimes and floats and those back into text cost a grouped
+    per-minute series more than the rest of its request did (BENCHMARKS.md, "Load").
     """
-    query = _series_query(dataset, span, width, agg, field_name, filters, group_by, top)
-    if query.from_rollups:
-        point = _POINT_JSON.format(value=ROLLUP_SQL_VALUES[agg])
-        sql = f"SELECT {_array(point, 'bucket')} FROM ({query.sql}) AS line"  # noqa: S608
-    elif group_by is None:
-        point = _POINT_JSON.format(value="value")
+    if not grouped:
+        point = _POINT_JSON.format(value=ROLLUP_SQL_VALUES[agg] if query.from_rollups else "value")
         sql = f"SELECT {_array(point, 'bucket')} FROM ({query.sql}) AS line"  # noqa: S608
     else:
         points = _array(_POINT_JSON.format(value="value"), "bucket")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -206,22 +206,22 @@ def bucketed_series(
     if field_name is not None and agg == "count":
         field_name = None
     width = BUCKET_WIDTHS[bucket]
-    query = _series_query(dataset, span, width, agg, field_name, filters, group_by, top)
-    return _written_by_the_server(query, agg, grouped=group_by is not None)
+    sql, params = _series_query(dataset, span, width, agg, field_name, filters, group_by, top)
+    return _written_by_the_server(sql, params, grouped=group_by is not None)
 
 
-ROLLUP_VALUES: dict[str, Callable[[Any], Any]] = {
-    "count": lambda row: row.n,
-    "sum": lambda row: row.total,
-    "avg": lambda row: row.total / row.n if row.n and row.total is not None else None,
-    "min": lambda row: row.minimum,
-    "max": lambda row: row.maximum,
-}
 # Count/sum/avg/min/max per bucket (``field`` '' counts events): ``insightwave_series`` reads
 # the rollups for the whole minutes or hours of the range and the events at its edges (equal
-# to a GROUP BY).
+# to a GROUP BY). Its rows take the shape of the events' (bucket, other, grp, value).
+ROLLUP_VALUES = {
+    "count": "n",
+    "sum": "total",
+    "avg": "CASE WHEN n <> 0 AND total IS NOT NULL THEN total / n END",
+    "min": "minimum",
+    "max": "maximum",
+}
 SERIES_FROM_ROLLUPS = (
-    "SELECT bucket, n, total, minimum, maximum "
+    "SELECT bucket, false AS other, NULL::text AS grp, {value} AS value "
     "FROM insightwave_series(:dataset, :field, :bucket, :start, :end) ORDER BY bucket"
 )
 
@@ -386,13 +386,9 @@ def chart_series(
     rest one ``other`` line. Count, sum, avg, min and max without filters or groups come
     from the rollups; everything else from the events (the answers are equal).
     """
-    query = _series_query(dataset, span, width, agg, field_name, filters, group_by, top)
-    if query.from_rollups:
-        value = ROLLUP_VALUES[agg]
-        rows = _rows(query.sql, query.params)
-        return [Series(points=[(row.bucket, _float(value(row))) for row in rows])]
+    sql, params = _series_query(dataset, span, width, agg, field_name, filters, group_by, top)
     lines: dict[tuple[bool, str | None], Series] = {}
-    for bucket_start, other, group, value in _rows(query.sql, query.params):
+    for bucket_start, other, group, value in _rows(sql, params):
         line = lines.get((other, group))
         if line is None:
             line = lines[other, group] = Series(group=group, other=other)
@@ -400,29 +396,29 @@ def chart_series(
     return list(lines.values())
 
 
-def _written_by_the_server(query: _SeriesQuery, agg: str, grouped: bool) -> orjson.Fragment:
-    """``query``'s answer as the API writes it, written by PostgreSQL: the JSON array of points
-    (``{"bucket", "value"}``) or, grouped, of lines (``{"group", "other", "points"}``).
+def _written_by_the_server(sql: str, params: dict[str, Any], grouped: bool) -> orjson.Fragment:
+    """The answer of ``sql`` (a ``_series_query``) as the API writes it, written by
+    PostgreSQL: the JSON array of points (``{"bucket", "value"}``) or, grouped, of lines
+    (``{"group", "other", "points"}``).
 
     The same answer as ``chart_series`` reads; only the JSON comes from the server. Turning
     hundreds of rows into datetimes and floats and those back into text cost a grouped
     per-minute series more than the rest of its request did (BENCHMARKS.md, "Load").
     """
+    points = _array(_POINT_JSON, "bucket")
     if not grouped:
-        point = _POINT_JSON.format(value=ROLLUP_SQL_VALUES[agg] if query.from_rollups else "value")
-        sql = f"SELECT {_array(point, 'bucket')} FROM ({query.sql}) AS line"  # noqa: S608
+        written = f"SELECT {points} FROM ({sql}) AS line"  # noqa: S608
     else:
-        points = _array(_POINT_JSON.format(value="value"), "bucket")
         line = (
             """'{"group":' || coalesce(to_json(grp)::text, 'null') || ',"other":' """
             """|| CASE WHEN other THEN 'true' ELSE 'false' END || ',"points":' || points || '}'"""
         )
-        sql = (
+        written = (
             f"SELECT {_array(line, 'other, grp NULLS LAST')} FROM ("  # noqa: S608
-            f"SELECT other, grp, {points} AS points FROM ({query.sql}) AS rows "
+            f"SELECT other, grp, {points} AS points FROM ({sql}) AS rows "
             "GROUP BY other, grp) AS lines"
         )
-    ((text_form,),) = run(_statement(sql), query.params)
+    ((text_form,),) = run(_statement(written), params)
     return orjson.Fragment(text_form)
 
 
@@ -430,32 +426,15 @@ def _written_by_the_server(query: _SeriesQuery, agg: str, grouped: bool) -> orjs
 # UTC (whole seconds: minutes, hours and days from 2000-01-01), numbers as float8out writes
 # them (the shortest form that reads back exactly) and a non-finite one as null.
 _POINT_JSON = (
-    """'{{"bucket":"' || to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')"""
-    """ || '","value":' || CASE WHEN ({value}) IS NULL OR CAST({value} AS float8) IN """
+    """'{"bucket":"' || to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')"""
+    """ || '","value":' || CASE WHEN value IS NULL OR CAST(value AS float8) IN """
     """('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) THEN 'null' """
-    """ELSE to_json({value})::text END || '}}'"""
+    """ELSE to_json(value)::text END || '}'"""
 )
-ROLLUP_SQL_VALUES = {  # ROLLUP_VALUES in SQL
-    "count": "n",
-    "sum": "total",
-    "avg": "CASE WHEN n <> 0 AND total IS NOT NULL THEN total / n END",
-    "min": "minimum",
-    "max": "maximum",
-}
 
 
 def _array(element: str, order: str) -> str:
     return f"'[' || coalesce(string_agg({element}, ',' ORDER BY {order}), '') || ']'"
-
-
-@dataclass(frozen=True)
-class _SeriesQuery:
-    """A chart's statement: rows of ``insightwave_series`` (``from_rollups``), or else
-    (bucket, other, grp, value) rows ordered by line, then bucket."""
-
-    sql: str
-    params: dict[str, Any]
-    from_rollups: bool
 
 
 def _series_query(
@@ -467,7 +446,9 @@ def _series_query(
     filters: Sequence[Filter],
     group_by: str | None,
     top: int,
-) -> _SeriesQuery:
+) -> tuple[str, dict[str, Any]]:
+    """A chart's statement, (bucket, other, grp, value) rows ordered by line, then bucket,
+    and its parameters."""
     if agg not in CHART_AGGREGATES:
         raise QueryError(f"agg is one of {', '.join(CHART_AGGREGATES)}")
     if span.start is None or span.end is None:
@@ -479,7 +460,7 @@ def _series_query(
     if group_by is None and not filters and agg in AGGREGATES:
         params = {"dataset": dataset.id, "field": measured or "", "bucket": width}
         params |= {"start": span.start, "end": span.end}
-        return _SeriesQuery(SERIES_FROM_ROLLUPS, params, from_rollups=True)
+        return SERIES_FROM_ROLLUPS.format(value=ROLLUP_VALUES[agg]), params
     where, params = _where(dataset, span, filters)
     params |= {"width": width, "measure": measured or ""}
     if agg in PERCENTILES:
@@ -495,7 +476,7 @@ def _series_query(
         scoped = "SELECT ts, payload FROM events WHERE " + " AND ".join(where)  # noqa: S608
         sql = f"SELECT {bucket} AS bucket, false AS other, NULL AS grp, {measure} AS value "
         sql += f"FROM ({scoped}) AS scoped GROUP BY 1 ORDER BY 1"
-        return _SeriesQuery(sql, params, from_rollups=False)
+        return sql, params
     if group_by not in types:
         raise QueryError(f"no field {group_by!r}; fields: {', '.join(types)}")
     if not 1 <= top <= MAX_GROUPS:
@@ -507,7 +488,7 @@ def _series_query(
         "FROM events WHERE " + " AND ".join(where),
         agg,
     )
-    return _SeriesQuery(sql, params, from_rollups=False)
+    return sql, params
 
 
 # Grouped, each event's bucket, group and value are read from its payload once. Count, sum,

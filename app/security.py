@@ -23,7 +23,6 @@ from flask_cors import CORS
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -74,15 +73,15 @@ class _DashTalisman(Talisman):  # type: ignore[misc]
             headers["Strict-Transport-Security"] = HSTS
 
     def _set_response_headers(self, response: Response) -> Response:
+        g.response_mimetype = response.mimetype
         if response.mimetype == "text/html":
-            g.response_mimetype = response.mimetype
             result: Response = super()._set_response_headers(response)
             return result
         # Every other response gets the same headers (no view sets options of its own), so
         # they are worked out once: Talisman builds them anew each time, a twentieth of the
         # cheapest API request's Python.
         if self._fixed_headers is None:
-            self._fixed_headers = self._headers_without_page()
+            self._fixed_headers = self._headers_of_a_non_page()
         for name, value in self._fixed_headers:
             response.headers[name] = value
         self._set_hsts_headers(response.headers)
@@ -90,25 +89,13 @@ class _DashTalisman(Talisman):  # type: ignore[misc]
 
     _fixed_headers: list[tuple[str, str]] | None = None
 
-    def _headers_without_page(self) -> list[tuple[str, str]]:
-        """The headers Talisman gives a response that is not an HTML page, HSTS apart."""
-        headers = Headers()
-        options = {
-            "frame_options": self.frame_options,
-            "frame_options_allow_from": self.frame_options_allow_from,
-            "content_security_policy": NOTHING_POLICY,
-            "content_security_policy_nonce_in": self.content_security_policy_nonce_in,
-            "permissions_policy": self.permissions_policy,
-            "document_policy": self.document_policy,
-            "feature_policy": self.feature_policy,
-        }
-        self._set_feature_policy_headers(headers, options)
-        self._set_permissions_policy_headers(headers, options)
-        self._set_document_policy_headers(headers, options)
-        self._set_frame_options_headers(headers, options)
-        self._set_content_security_policy_headers(headers, options)
-        self._set_referrer_policy_headers(headers)
-        return list(headers.items())
+    def _headers_of_a_non_page(self) -> list[tuple[str, str]]:
+        """What Talisman adds to a response that is not an HTML page, HSTS (per request) apart."""
+        blank = Response()
+        own = set(blank.headers.keys())
+        super()._set_response_headers(blank)  # the policy: that of this request's mimetype
+        added = [(name, value) for name, value in blank.headers.items() if name not in own]
+        return [(name, value) for name, value in added if name != "Strict-Transport-Security"]
 
 
 def _policy_for(mimetype: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 from selenium.webdriver.common.by import By
@@ -610,6 +612,52 @@ def test_admin_creates_a_demo_job_runs_it_and_sees_the_run(driver, base_url, aut
     shown = {cell.text for cell in driver.find_elements(By.CSS_SELECTOR, actions)}
     assert {"job.edit", "job.run", "job.create", "login.success"} <= shown
     screenshot(driver, "audit.png")
+
+
+@pytest.mark.browser
+def test_the_grids_keep_every_row_and_act_on_the_picked_one(app, driver, base_url, auth):  # noqa: F811
+    sign_in(driver, base_url, auth, "ana@example.com", "analyst")
+    with app.app_context():
+        ana = get_user("ana@example.com")
+        for name in ("first", "second", "third"):
+            create_job_for(ana, DEMO | {"name": name, "dataset": f"set_{name}"})
+        db.session.remove()
+    driver.get(f"{base_url}/jobs")
+    names = "#jobs-grid .ag-row [col-id='name']"
+
+    def shown() -> list[str]:
+        return sorted(cell.text for cell in driver.find_elements(By.CSS_SELECTOR, names))
+
+    WebDriverWait(driver, WAIT).until(lambda _: shown() == ["first", "second", "third"])
+    row = next(c for c in driver.find_elements(By.CSS_SELECTOR, names) if c.text == "second")
+    row.click()
+    driver.find_element(By.ID, "jobs-pause").click()
+    done = wait_for(driver, "#jobs-action-done")
+    assert "second" in done.text
+    # The grid's new rows arrive after the action: every job is still listed, the one picked
+    # still picked, so the next action is on it too.
+    time.sleep(1.5)
+    assert shown() == ["first", "second", "third"]
+    driver.find_element(By.ID, "jobs-resume").click()
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element((By.ID, "jobs-action-message"), "active again")
+    )
+    assert "second" in driver.find_element(By.ID, "jobs-action-message").text
+    driver.find_element(By.ID, "jobs-refresh").click()
+    time.sleep(1)
+    assert shown() == ["first", "second", "third"]
+
+    driver.delete_all_cookies()
+    sign_in(driver, base_url, auth, "root@example.com", "admin")
+    driver.get(f"{base_url}/admin/audit")
+    actions = "#admin-audit-grid .ag-row [col-id='action']"
+    WebDriverWait(driver, WAIT).until(
+        lambda _: len(driver.find_elements(By.CSS_SELECTOR, actions)) > 3
+    )
+    before = len(driver.find_elements(By.CSS_SELECTOR, actions))
+    driver.find_element(By.ID, "admin-audit-refresh").click()
+    time.sleep(1)
+    assert len(driver.find_elements(By.CSS_SELECTOR, actions)) >= before
 
 
 @pytest.mark.parametrize(

@@ -112,7 +112,7 @@ def audit_page(
                 id="admin-audit-grid",
                 columnDefs=COLUMNS,
                 rowData=rows,
-                getRowId="String(params.data.id)",
+                getRowId="params.data.id",
                 columnSize="responsiveSizeToFit",
                 dashGridOptions={"domLayout": "autoHeight", "tooltipShowDelay": 300},
             ),

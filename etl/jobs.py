@@ -82,11 +82,17 @@ def make_trigger(trigger_kind: str, trigger_spec: str) -> BaseTrigger:
     raise JobError(f"unknown trigger {trigger_kind!r}: use 'interval' or 'cron'")
 
 
+MAX_INTERVAL_SECONDS = 366 * 24 * 3600  # a year: a longer one is a cron job's work
+
+
 def interval_seconds(spec: str) -> int:
-    """Return an interval spec as whole seconds (at least 1), else raise JobError."""
+    """Return an interval spec as whole seconds (1 to a year), else raise JobError."""
     text = spec.strip()
-    if not text.isdigit() or int(text) < 1:
-        raise JobError(f"interval {spec!r} is not a whole number of seconds of at least 1")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_INTERVAL_SECONDS:
+        raise JobError(
+            f"interval {spec!r} is not a whole number of seconds of at least 1 "
+            f"and at most {MAX_INTERVAL_SECONDS} (a year)"
+        )
     return int(text)
 
 

@@ -278,6 +278,7 @@ def test_an_edit_changes_name_source_and_schedule(app, users, data_dir):
         ({"rows": 0}, "Demo rows"),
         ({"schedule_kind": "cron", "cron": "every day"}, "not valid"),
         ({"interval": 0}, "at least 1"),
+        ({"interval": 999_999_999_999}, "at most 31622400"),
         ({"schedule_kind": "weekly"}, "Choose a schedule"),
     ],
 )
@@ -498,6 +499,7 @@ BAD_FORMS = {
     "cron": ({"schedule_kind": "cron", "cron": "not a cron"}, "not valid"),
     "interval": ({"interval": "-5"}, "at least 1"),
     "negative-number": ({"interval": -5}, "at least 1"),
+    "huge-interval": ({"interval": 999_999_999_999}, "at most 31622400"),
     "file-url": ({"source_kind": "url", "url": "file:///etc/passwd"}, "http"),
     "absolute-path": ({"source_kind": "file", "path": "/etc/passwd"}, "inside the inbox"),
     "dotdot-path": ({"source_kind": "file", "path": "../../etc/passwd"}, "inside the inbox"),

@@ -10,6 +10,7 @@ from dash import dcc, html, no_update
 
 from app.components.grid import PICK_ONE_ROW
 from app.job_views import RUN_STATUSES
+from etl.jobs import MAX_INTERVAL_SECONDS
 
 HIDDEN = {"display": "none"}
 SHOWN: dict[str, str] = {}
@@ -212,6 +213,8 @@ def create_form(datasets: list[str], inbox: str) -> Any:
                             label="Every (seconds)",
                             value=60,
                             min=1,
+                            max=MAX_INTERVAL_SECONDS,
+                            clampBehavior="none",  # the server says what is wrong, not a silent 1
                             style=hidden[4],
                         ),
                         dmc.TextInput(
@@ -256,7 +259,13 @@ def edit_dialog(inbox: str) -> Any:
                     [("interval", "Every N seconds"), ("cron", "Cron")],
                     "interval",
                 ),
-                dmc.NumberInput(id="jobs-edit-interval", label="Every (seconds)", min=1),
+                dmc.NumberInput(
+                    id="jobs-edit-interval",
+                    label="Every (seconds)",
+                    min=1,
+                    max=MAX_INTERVAL_SECONDS,
+                    clampBehavior="none",
+                ),
                 dmc.TextInput(
                     id="jobs-edit-cron", label="Cron expression", placeholder="*/15 * * * *"
                 ),

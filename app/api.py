@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -66,22 +67,32 @@ def push_events(name: str) -> Any:
         return api_error(400, "bad_idempotency_key", "Idempotency-Key: 1 to 200 printable chars")
     if dataset_exists(name) and find_visible_dataset(current_user, name) is None:
         return api_error(403, "forbidden", f"you may not write to dataset {name!r}")
-    items = _read_batch()
+    body = request.get_data(cache=False)
+    items = _read_batch(body)
     if isinstance(items, Response):
         return items
+    digest = hashlib.sha256(body).digest()
     with connect() as conn:
         if key is not None:
-            replay = _stored_response(conn, name, key)
-            if replay is not None:
-                return _respond(replay, replayed=True)
+            stored = _stored_response(conn, name, key)
+            if stored is not None:
+                response, answered = stored
+                if answered is not None and answered != digest:
+                    return api_error(
+                        422,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used for another batch: send each "
+                        "batch with a key of its own, and a retry with the same bytes",
+                    )
+                return _respond(response, replayed=True)
         result = _load(conn, name, items)
         if isinstance(result, Response):
             return result
         if key is not None:
             conn.execute(
-                "INSERT INTO idempotency_keys (dataset_id, key, user_id, response) "
-                "SELECT id, %s, %s, %s FROM datasets WHERE name = %s ON CONFLICT DO NOTHING",
-                (key, current_user.id, Jsonb(result), name),
+                "INSERT INTO idempotency_keys (dataset_id, key, user_id, response, request_sha256)"
+                " SELECT id, %s, %s, %s, %s FROM datasets WHERE name = %s ON CONFLICT DO NOTHING",
+                (key, current_user.id, Jsonb(result), digest, name),
             )
     return _respond(result, replayed=False)
 
@@ -117,8 +128,7 @@ def _hub_url(config: Any, page: SplitResult) -> str:
     return f"{'wss' if page.scheme == 'https' else 'ws'}://{host}:{port}/live"
 
 
-def _read_batch() -> list[Any] | Response:
-    body = request.get_data(cache=False)
+def _read_batch(body: bytes) -> list[Any] | Response:
     if len(body) > MAX_PUSH_BYTES:
         return api_error(413, "too_large", f"a batch may be at most {MAX_PUSH_BYTES} bytes")
     mimetype = request.mimetype
@@ -166,13 +176,15 @@ def _load(conn: Any, name: str, items: list[Any]) -> dict[str, Any] | Response:
     return result
 
 
-def _stored_response(conn: Any, name: str, key: str) -> dict[str, Any] | None:
+def _stored_response(conn: Any, name: str, key: str) -> tuple[dict[str, Any], bytes | None] | None:
+    """The answer stored under ``key`` and the SHA-256 of the body it answered (None before
+    migration 0008 kept it)."""
     row = conn.execute(
-        "SELECT k.response FROM idempotency_keys k JOIN datasets d ON d.id = k.dataset_id "
-        "WHERE d.name = %s AND k.key = %s",
+        "SELECT k.response, k.request_sha256 FROM idempotency_keys k "
+        "JOIN datasets d ON d.id = k.dataset_id WHERE d.name = %s AND k.key = %s",
         (name, key),
     ).fetchone()
-    return dict(row[0]) if row is not None else None
+    return (dict(row[0]), row[1]) if row is not None else None
 
 
 def _respond(result: dict[str, Any], replayed: bool) -> Response:

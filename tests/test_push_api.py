@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import orjson
+import psycopg
 import pytest
 
+from app.database import libpq_url
 from app.extensions import db
 from app.tokens import create_token
 from app.users import get_user
@@ -76,6 +78,29 @@ def test_idempotency_key_replays_the_first_answer(client, token_for):
     assert second.status_code == 200
     assert second.headers["Idempotent-Replayed"] == "true"
     assert second.get_json()["rows_loaded"] == first.get_json()["rows_loaded"] == 3
+
+
+def test_an_idempotency_key_reused_for_another_batch_is_refused(client, token_for, database_url):
+    headers = token_for("analyst")
+    assert push(client, headers, ROWS[:1], **{"Idempotency-Key": "k1"}).status_code == 201
+    other = push(client, headers, ROWS[1:], **{"Idempotency-Key": "k1"})
+    assert other.status_code == 422
+    assert other.get_json()["error"]["code"] == "idempotency_key_reused"
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+    retry = push(client, headers, ROWS[:1], **{"Idempotency-Key": "k1"})
+    assert (retry.status_code, retry.headers["Idempotent-Replayed"]) == (200, "true")
+
+
+def test_a_key_stored_before_its_request_was_remembered_still_replays(
+    client, token_for, database_url
+):
+    headers = token_for("analyst")
+    first = push(client, headers, ROWS, **{"Idempotency-Key": "old"}).get_json()
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        conn.execute("UPDATE idempotency_keys SET request_sha256 = NULL")
+    again = push(client, headers, ROWS[:1], **{"Idempotency-Key": "old"})
+    assert (again.status_code, again.get_json()["rows_loaded"]) == (200, first["rows_loaded"])
 
 
 def test_bad_rows_are_rejected_with_reasons_and_good_ones_load(client, token_for):

@@ -90,7 +90,7 @@ def create(_clicks, email, role, method):
     if invite:
         secret = shown_once("Set-password link", link_for(made.user), made.user.email)
     else:
-        secret = shown_once("One-time password", made.generated_password, made.user.email)
+        secret = shown_once("Generated password", made.generated_password, made.user.email)
     return secret, None, time.time_ns()
 
 

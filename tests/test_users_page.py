@@ -69,7 +69,7 @@ def create(client, dash_app, email=VERA, role="viewer", method="password"):
 
 
 def secret_of(response) -> str:
-    """The one-time password or link that the answer shows once."""
+    """The generated password or link that the answer shows once."""
     found: list[str] = []
 
     def walk(node):

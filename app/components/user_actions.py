@@ -38,7 +38,7 @@ def apply(change: dict[str, Any]) -> tuple[Any, Any]:
             if password is None:
                 link = link_for(get_user(email))
                 return done("Password reset."), shown_once("Set-password link", link, email)
-            return done("Password reset."), shown_once("One-time password", password, email)
+            return done("Password reset."), shown_once("Generated password", password, email)
     except UserError as exc:
         return refused(str(exc).capitalize() + "."), no_update
     return refused("Unknown action."), no_update

@@ -15,7 +15,7 @@ from app.set_password import LINK_HOURS
 
 ROLES = [role.value for role in Role]
 METHODS = [
-    {"value": "password", "label": "One-time password"},
+    {"value": "password", "label": "Generated password"},
     {"value": "link", "label": f"Set-password link ({LINK_HOURS} h)"},
 ]
 COLUMNS = [
@@ -152,10 +152,13 @@ def refused(text: str) -> dmc.Alert:
 
 
 def shown_once(what: str, secret: str, email: str) -> dmc.Alert:
-    """Show a one-time password or a set-password link, once."""
+    """Show a generated password or a set-password link, once."""
     return dmc.Alert(
         [
-            dmc.Text(f"Give it to {email} now: it will not be shown again."),
+            dmc.Text(
+                f"Give it to {email} now: it will not be shown again. They can change it "
+                "on their Account page; a set-password link lets them choose their own."
+            ),
             dmc.Group(
                 [
                     dmc.Code(secret, id="admin-users-secret-value"),

@@ -32,6 +32,8 @@ PRESETS = {  # range name -> length, ending now
     "24h": timedelta(hours=24),
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "1y": timedelta(days=365),
 }
 CUSTOM = "custom"
 BUCKETS = {  # bucket name -> width

@@ -15,7 +15,8 @@ from app.charts import PRESETS, Chart
 from app.extensions import db
 from app.models import Dashboard, Role, User
 
-RANGES = tuple(PRESETS)
+SAVED = "saved"  # each chart over the range it was saved with (a custom one included)
+RANGES = (*PRESETS, SAVED)
 REFRESH_SECONDS = (0, 10, 30, 60, 300)
 MAX_CHARTS = 24
 MAX_NAME = 100
@@ -68,8 +69,9 @@ def add_chart(user: User, name: object, chart: dict[str, Any]) -> Dashboard:
 
 
 def chart_spec(raw: dict[str, Any]) -> dict[str, Any]:
-    """What a dashboard keeps of a chart: a historical chart (its range is the dashboard's)
-    or a live one (a dataset's newest points, pushed by the hub)."""
+    """What a dashboard keeps of a chart: a historical chart (drawn over the dashboard's
+    range, or over its own saved one when the dashboard asks for SAVED) or a live one (a
+    dataset's newest points, pushed by the hub)."""
     width = raw.get("width") if raw.get("width") in WIDTHS else 6
     if raw.get("kind") == "live":
         fields = raw.get("fields")
@@ -91,15 +93,13 @@ def chart_spec(raw: dict[str, Any]) -> dict[str, Any]:
             "window": window,
             "width": width,
         }
-    chart = Chart.from_mapping(raw).as_dict()
-    for key in ("range", "start", "end"):
-        chart.pop(key)
-    return {"kind": "historical", **chart, "width": width}
+    return {"kind": "historical", **Chart.from_mapping(raw).as_dict(), "width": width}
 
 
 def historical_chart(spec: dict[str, Any], span: str) -> Chart:
-    """A saved historical chart over the dashboard's range."""
-    return Chart.from_mapping(spec).over(span if span in RANGES else "24h")
+    """A saved historical chart over the dashboard's range, or its own when that is SAVED."""
+    chart = Chart.from_mapping(spec)
+    return chart if span == SAVED else chart.over(span if span in PRESETS else "24h")
 
 
 def arrange(user: User, dashboard: Dashboard, index: object, action: object) -> None:

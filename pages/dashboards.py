@@ -9,7 +9,7 @@ from flask_login import current_user
 from app.access import find_visible_dataset
 from app.charts import QueryError, answer
 from app.components.dashboards import chart_title, dashboard_list, dashboard_view
-from app.components.explore import answer_figure
+from app.components.explore import answer_figure, message_figure
 from app.dashboards import (
     RANGES,
     REFRESH_SECONDS,
@@ -62,19 +62,13 @@ def chart_figure(spec, span) -> go.Figure:
     chart = historical_chart(spec, span)
     dataset = find_visible_dataset(current_user, chart.dataset) if chart.dataset else None
     if dataset is None:
-        return message_figure(f"{chart.dataset}: not available to you")
+        return message_figure(f"{chart.dataset}: not available to you", 360)
     try:
         found = answer(chart, dataset)
     except QueryError as exc:
-        return message_figure(f"{chart_title(spec)}: {exc}")
+        return message_figure(f"{chart_title(spec)}: {exc}", 360)
     figure = answer_figure(found, chart.view, chart.group is not None, chart.agg)
     figure.update_layout(title=None, height=360, margin={"t": 20})  # the card names the chart
-    return figure
-
-
-def message_figure(text) -> go.Figure:
-    figure = go.Figure()
-    figure.update_layout(title=text, height=360, xaxis={"visible": False}, yaxis={"visible": False})
     return figure
 
 

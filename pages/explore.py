@@ -8,7 +8,7 @@ from flask_login import current_user
 from app import audit
 from app.access import find_visible_dataset, visible_datasets
 from app.charts import CHART_KEYS, CUSTOM, Chart, QueryError, answer, line_name, parse_moment
-from app.components.explore import answer_figure, explore_page, table_rows
+from app.components.explore import answer_figure, explore_page, message_figure, table_rows
 from app.event_queries import column_types
 from app.queries import numeric_fields
 from etl.export import csv_lines
@@ -157,6 +157,11 @@ def picker(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def refused(message: str) -> tuple[object, ...]:
+    """The chart says why there is nothing to draw (not the last chart under a new question)."""
+    return message_figure(message, 420), {}, [], {"display": "none"}, no_update, message, None
+
+
 @callback(
     Output("explore-graph", "figure"),
     Output("explore-graph", "style"),
@@ -174,17 +179,22 @@ def draw(*values):
     if dataset is None:
         return (*(no_update,) * 5, "Choose a dataset.", None)
     if chart.agg != "count" and chart.field not in numeric_fields(dataset):
-        return (*(no_update,) * 5, "Choose a numeric field.", None)
+        return refused("Choose a numeric field.")
     try:
         found = answer(chart, dataset)
     except QueryError as exc:
-        return (*(no_update,) * 5, str(exc).capitalize() + ".", None)
+        return refused(str(exc).capitalize() + ".")
     grouped = chart.group is not None
     table = chart.view == "table"
     points = sum(len(line.points) for line in found.lines)
     count = len(found.lines)
     lines = f" in {count} group{'s' if count != 1 else ''}" if grouped else ""
-    note = f"{points} buckets of {found.bucket}{lines}" if points else "No events in this range."
+    plural = "s" if points != 1 else ""
+    note = (
+        f"{points} point{plural} in {found.bucket} buckets{lines}"
+        if points
+        else "No events in this range."
+    )
     drawn = {"width": found.width.total_seconds(), "group": chart.group, "groups": found.groups}
     return (
         answer_figure(found, chart.view, grouped, chart.agg),

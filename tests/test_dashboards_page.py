@@ -15,7 +15,7 @@ from app.database import libpq_url
 from app.extensions import db
 from app.models import Dashboard, Role, User
 from tests.test_browser import WAIT, screenshot, sign_in, wait_for
-from tests.test_explore_page import push_recent
+from tests.test_explore_page import JANUARY_CONTROLS, push_recent, sales  # noqa: F401
 from tests.test_jobs_page import call
 from tests.test_roles import csrf_header
 
@@ -217,12 +217,36 @@ def test_a_saved_chart_keeps_its_group_and_filters(app, client, dash_app, auth):
         3,
         ["level:between:2,7"],
     )
-    assert "range" not in chart and "start" not in chart
+    assert chart["range"] == "24h"  # what explore showed: the dashboard's "as saved" range
     traces = draw(client, dash_app, dashboard_id(app), [0])
     (found,) = traces.values()
     data = found["figure"]["data"]
     assert [trace["name"] for trace in data] == ["2.0", "3.0", "4.0", "other"]
     assert sum(sum(trace["y"]) for trace in data) == 6  # levels 2..7
+
+
+def test_a_chart_keeps_its_saved_range_when_the_dashboard_asks_for_it(
+    app,
+    sales,  # noqa: F811 (the fixture)
+    client,
+    dash_app,
+    auth,
+):
+    auth.login_as(Role.ANALYST)
+    january = {**JANUARY_CONTROLS, "explore-save.n_clicks": 1, "explore-save-name.value": "Old"}
+    assert "Saved to Old" in call(
+        client, dash_app, "explore-save-message.children", january
+    ).get_data(as_text=True)
+    board = dashboard_id(app, "Old")
+    (saved,) = draw(client, dash_app, board, [0], span="saved").values()
+    days = saved["figure"]["data"][0]["x"]
+    assert len(days) == 31 and days[0].startswith("2019-01-01")
+    x_range = saved["figure"]["layout"]["xaxis"]["range"]
+    assert x_range[0] < "2019-01-01" and x_range[1] > "2019-02-01"  # the range asked, half a day on
+    # Over the last year nothing of 2019 is left: the chart says so instead of bare axes.
+    (recent,) = draw(client, dash_app, board, [0], span="1y").values()
+    assert all(not trace.get("x") for trace in recent["figure"]["data"])
+    assert recent["figure"]["layout"]["annotations"][0]["text"] == "No data in this range"
 
 
 def test_a_chart_of_a_dataset_the_viewer_may_not_see_says_so(
@@ -236,7 +260,7 @@ def test_a_chart_of_a_dataset_the_viewer_may_not_see_says_so(
     auth.logout()
     auth.login_as(Role.VIEWER)
     (found,) = draw(client, dash_app, dashboard_id(app), [0]).values()
-    assert found["figure"]["layout"]["title"]["text"] == "tank: not available to you"
+    assert found["figure"]["layout"]["annotations"][0]["text"] == "tank: not available to you"
     assert not found["figure"]["data"]
 
 

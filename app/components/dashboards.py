@@ -8,7 +8,7 @@ import dash_mantine_components as dmc
 from dash import dcc
 
 from app.components.live_chart import live_chart
-from app.dashboards import RANGES, REFRESH_SECONDS
+from app.dashboards import RANGES, REFRESH_SECONDS, SAVED
 from app.models import Dashboard
 
 
@@ -41,9 +41,16 @@ def dashboard_view(dashboard: Dashboard, may_change: bool, may_copy: bool) -> dm
                         [
                             dmc.Select(
                                 id="dashboard-range",
-                                data=list(RANGES),
+                                data=[
+                                    {
+                                        "value": span,
+                                        "label": "as saved" if span == SAVED else f"last {span}",
+                                    }
+                                    for span in RANGES
+                                ],
                                 value=spec.get("range", "24h"),
-                                w=100,
+                                allowDeselect=False,
+                                w=120,
                             ),
                             dmc.Select(
                                 id="dashboard-refresh",

@@ -194,6 +194,14 @@ def answer_figure(found: Answer, view: str, grouped: bool, agg: str) -> go.Figur
             figure.add_trace(
                 go.Scatter(x=xs, y=ys, mode=mode, fill=fill, stackgroup=stack, **extra)
             )
+    # The x axis spans the range asked for, as on a time-series panel: a lone bucket is not
+    # stretched over a millisecond, and gaps at either end show as gaps.
+    buckets = [bucket for line in found.lines for bucket, _ in line.points]
+    half = found.width / 2
+    figure.update_xaxes(range=[min([found.start, *buckets]) - half, found.end + half])
+    if not buckets:
+        figure.add_annotation(_centred("No data in this range"))
+        figure.update_yaxes(visible=False)
     figure.update_layout(
         margin={"l": 50, "r": 10, "t": 40, "b": 40},
         height=420,
@@ -204,6 +212,26 @@ def answer_figure(found: Answer, view: str, grouped: bool, agg: str) -> go.Figur
         legend={"itemclick": "toggleothers", "itemdoubleclick": False},
     )
     return figure
+
+
+def message_figure(text: str, height: int) -> go.Figure:
+    """A chart area that only says ``text`` (no axes to misread)."""
+    figure = go.Figure()
+    figure.add_annotation(_centred(text))
+    figure.update_layout(height=height, xaxis={"visible": False}, yaxis={"visible": False})
+    return figure
+
+
+def _centred(text: str) -> dict[str, Any]:
+    return {
+        "text": text,
+        "showarrow": False,
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0.5,
+        "y": 0.5,
+        "font": {"size": 16, "color": "gray"},
+    }
 
 
 def table_rows(found: Answer, grouped: bool) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, Length
 
+from app.components.messages import sentence
 from app.extensions import db
 from app.models import User
 from app.passwords import MAX_PASSWORD_LENGTH
@@ -91,7 +92,7 @@ def form() -> Any:
             change_password(user, form.password.data or "", user, "user.set_password")
         except UserError as exc:
             db.session.rollback()
-            error = str(exc).capitalize() + "."
+            error = sentence(exc)
     if error is not None:
         page = render_template("set_password.html", form=form, email=user.email, error=error)
         return page, 400

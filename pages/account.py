@@ -4,6 +4,7 @@ from flask_login import current_user
 
 from app.account import change_own_password, live_sessions, revoke_own_session, session_key
 from app.components.account import account_page, alert, session_rows
+from app.components.messages import sentence
 from app.components.tokens import token_rows
 from app.tokens import list_tokens
 from app.users import UserError
@@ -12,6 +13,7 @@ dash.register_page(
     __name__,
     path="/account",
     name="Your account",
+    title="Your account · Insight-Wave",
     order=9,
     required_role="viewer",
     description="Change your password; see and end your sessions; your API tokens.",
@@ -41,7 +43,7 @@ def change_password(_clicks, current, new, confirm):
     try:
         change_own_password(current_user, *values)
     except UserError as exc:
-        return alert(str(exc).capitalize() + ".", False, "account-password"), no_update
+        return alert(sentence(exc), False, "account-password"), no_update
     text = "Password changed. Your other sessions are signed out."
     return alert(text, True, "account-password"), sessions()
 

@@ -12,6 +12,7 @@ from app.components.groups import (
     selected_name,
     strings,
 )
+from app.components.messages import sentence
 from app.groups import AccessError, dataset_access, get_group, list_datasets, members_of
 from app.users import UserError
 
@@ -19,6 +20,7 @@ dash.register_page(
     __name__,
     path="/admin/groups",
     name="Groups",
+    title="Groups · Insight-Wave",
     order=11,
     required_role="admin",
     description="Groups of users, and who may see each restricted dataset.",
@@ -113,5 +115,5 @@ def act(*args):
             return True, question, change, "", no_update
         message = apply(change)
     except (AccessError, UserError) as exc:
-        return False, no_update, None, refused(str(exc).capitalize() + "."), no_update
+        return False, no_update, None, refused(sentence(exc)), no_update
     return False, no_update, None, done(message), time.time_ns()

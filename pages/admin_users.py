@@ -4,6 +4,7 @@ import dash
 from dash import Input, Output, State, callback, ctx, no_update
 from flask_login import current_user
 
+from app.components.messages import sentence
 from app.components.user_actions import CONFIRM, apply, selected_email
 from app.components.users import (
     ACTIVE_FILTER,
@@ -21,6 +22,7 @@ dash.register_page(
     __name__,
     path="/admin/users",
     name="Users",
+    title="Users · Insight-Wave",
     order=10,
     required_role="admin",
     description="Everyone who can sign in: create, change roles, deactivate, reset, unlock.",
@@ -86,7 +88,7 @@ def create(_clicks, email, role, method):
     try:
         made = create_user(str(email or ""), str(role or ""), actor=current_user, invite=invite)
     except UserError as exc:
-        return no_update, str(exc).capitalize() + ".", no_update
+        return no_update, sentence(exc), no_update
     if invite:
         secret = shown_once("Set-password link", link_for(made.user), made.user.email)
     else:

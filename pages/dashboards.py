@@ -10,6 +10,7 @@ from app.access import find_visible_dataset
 from app.charts import QueryError, answer
 from app.components.dashboards import chart_title, dashboard_list, dashboard_view
 from app.components.explore import answer_figure, message_figure
+from app.components.messages import sentence
 from app.dashboards import (
     RANGES,
     REFRESH_SECONDS,
@@ -29,6 +30,7 @@ dash.register_page(
     __name__,
     path="/dashboards",
     name="Dashboards",
+    title="Dashboards · Insight-Wave",
     order=2,
     required_role="viewer",
     description="Saved dashboards: charts from Explore, with one time range and auto-refresh.",
@@ -90,7 +92,7 @@ def rearrange(clicks, dashboard_id):
     try:
         arrange(current_user, dashboard, trigger.get("index"), trigger.get("action"))
     except DashboardError as exc:
-        return no_update, str(exc).capitalize() + "."
+        return no_update, sentence(exc)
     # A new address each time, so the page reloads with the new grid.
     return f"/dashboards?id={dashboard.id}&arranged={time.time_ns()}", ""
 
@@ -133,5 +135,5 @@ def change(_deleted, _duplicated, dashboard_id):
             return f"/dashboards?id={copy.id}", ""
         delete(current_user, dashboard)
     except DashboardError as exc:
-        return no_update, str(exc).capitalize() + "."
+        return no_update, sentence(exc)
     return "/dashboards", ""

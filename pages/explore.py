@@ -9,6 +9,7 @@ from app import audit
 from app.access import find_visible_dataset, visible_datasets
 from app.charts import CHART_KEYS, CUSTOM, Chart, QueryError, answer, line_name, parse_moment
 from app.components.explore import answer_figure, explore_page, message_figure, table_rows
+from app.components.messages import sentence
 from app.event_queries import column_types
 from app.queries import numeric_fields
 from etl.export import csv_lines
@@ -17,6 +18,7 @@ dash.register_page(
     __name__,
     path="/explore",
     name="Explore",
+    title="Explore · Insight-Wave",
     order=1,
     required_role="viewer",
     description="Pick a dataset, a time range and an aggregate, and chart it.",
@@ -183,7 +185,7 @@ def draw(*values):
     try:
         found = answer(chart, dataset)
     except QueryError as exc:
-        return refused(str(exc).capitalize() + ".")
+        return refused(sentence(exc))
     grouped = chart.group is not None
     table = chart.view == "table"
     points = sum(len(line.points) for line in found.lines)

@@ -625,6 +625,7 @@ def test_the_grids_keep_every_row_and_act_on_the_picked_one(app, driver, base_ur
             create_job_for(ana, DEMO | {"name": name, "dataset": f"set_{name}"})
         db.session.remove()
     driver.get(f"{base_url}/jobs")
+    WebDriverWait(driver, WAIT).until(lambda d: d.title == "Ingest jobs · Insight-Wave")
     names = "#jobs-grid .ag-row [col-id='name']"
 
     def shown() -> list[str]:

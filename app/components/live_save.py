@@ -14,6 +14,7 @@ from flask_login import current_user
 
 from app.access import find_visible_dataset
 from app.components.live_chart import plotted_fields, window_size
+from app.components.messages import sentence
 from app.dashboards import DashboardError, add_chart, list_dashboards
 from app.guard import can_access
 from app.models import Role
@@ -54,5 +55,5 @@ def save(_clicks: Any, name: Any, dataset: Any, fields: Any, window: Any) -> Any
     try:
         dashboard = add_chart(current_user, name, chart)
     except DashboardError as exc:
-        return str(exc).capitalize() + "."
+        return sentence(exc)
     return dmc.Anchor(f"Saved to {dashboard.name}", href=f"/dashboards?id={dashboard.id}")

@@ -7,6 +7,7 @@ from typing import Any
 from dash import no_update
 from flask_login import current_user
 
+from app.components.messages import sentence
 from app.components.users import done, refused, shown_once
 from app.set_password import link_for
 from app.users import UserError, get_user, reset_password, set_active, set_role, unlock
@@ -40,7 +41,7 @@ def apply(change: dict[str, Any]) -> tuple[Any, Any]:
                 return done("Password reset."), shown_once("Set-password link", link, email)
             return done("Password reset."), shown_once("Generated password", password, email)
     except UserError as exc:
-        return refused(str(exc).capitalize() + "."), no_update
+        return refused(sentence(exc)), no_update
     return refused("Unknown action."), no_update
 
 

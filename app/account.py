@@ -25,6 +25,8 @@ def change_own_password(user: User, current: str, new: str, confirm: str) -> Non
 
     :raises UserError: for a wrong current password, a mismatch or a password the policy refuses.
     """
+    if not current:
+        raise UserError("enter your current password first")
     if not verify_password(user.password_hash, current):
         raise UserError("the current password is wrong")
     if new != confirm:

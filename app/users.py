@@ -43,8 +43,11 @@ def normalize_email(raw: str) -> str:
     :raises UserError: when it is not an email address.
     """
     email = raw.strip().lower()
+    if not email:
+        raise UserError("enter an email address")
     if len(email) > 254 or not _EMAIL.match(email) or ".." in email:
-        raise UserError(f"{raw!r} is not a valid email address")
+        shown = raw if len(raw) <= 60 else raw[:57] + "..."
+        raise UserError(f"{shown!r} is not a valid email address")
     return email
 
 

@@ -103,7 +103,9 @@ class RowValidator:
             except CoercionError as exc:
                 return Rejection(record.line, record.raw, f"column {label!r}: {exc}")
             if value is None and not nullable:
-                return Rejection(record.line, record.raw, f"column {label!r}: is empty")
+                given = text.strip()  # empty, or a word for no value such as "NA"
+                missing = f"{given!r} means no value" if given else "is empty"
+                return Rejection(record.line, record.raw, f"column {label!r}: {missing}")
         raise AssertionError("_explain called for a valid record")
 
     def _prepare(self, record: Record, values: list[Any]) -> PreparedRow | Rejection:

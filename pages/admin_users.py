@@ -88,7 +88,7 @@ def create(_clicks, email, role, method):
     try:
         made = create_user(str(email or ""), str(role or ""), actor=current_user, invite=invite)
     except UserError as exc:
-        return no_update, sentence(exc), no_update
+        return None, sentence(exc), no_update  # the last user's secret goes: it is not this one's
     if invite:
         secret = shown_once("Set-password link", link_for(made.user), made.user.email)
     else:

@@ -69,7 +69,7 @@ def test_the_page_lists_my_sessions_and_tokens(client, signed_in):
         (PASSWORD, "Password123", None, "most common"),
         (PASSWORD, NEW, "something else", "differ"),
         (PASSWORD, PASSWORD, None, "same as the current"),
-        (None, None, None, "current password is wrong"),
+        (None, None, None, "Enter your current password first"),
     ],
 )
 def test_bad_password_changes_are_refused(app, client, signed_in, current, new, confirm, error):

@@ -162,7 +162,7 @@ def test_a_user_grant_is_given_and_revoked_after_confirmation(app, client, admin
     save_access(client, admin, "restricted", users=[ANA])
     assert visible(app, ANA) == ["open_data", "secret_data"]
     asked = save_access(client, admin, "restricted")
-    assert "Take away from secret_data: user ana@example.com?" in json.dumps(asked.get_json())
+    assert "Stop user ana@example.com seeing secret_data?" in json.dumps(asked.get_json())
     assert visible(app, ANA) == ["open_data", "secret_data"]
     confirm(client, admin, asked)
     assert visible(app, ANA) == ["open_data"]

@@ -132,11 +132,18 @@ def test_admin_creates_a_viewer_with_a_one_time_password_shown_once(app, client,
 
 @pytest.mark.parametrize(
     ("email", "role", "error"),
-    [("not an email", "viewer", "not a valid email"), (VERA, "boss", "Unknown role")],
+    [
+        ("not an email", "viewer", "not a valid email"),
+        ("", "viewer", "Enter an email address"),
+        ("x" * 300 + "@example.com", "viewer", "'" + "x" * 57 + "...' is not a valid email"),
+        (VERA, "boss", "Unknown role"),
+    ],
 )
 def test_bad_new_user_forms_are_refused_with_a_message(client, admin, email, role, error):
     response = create(client, admin, email=email, role=role)
-    assert error in response.get_json()["response"]["admin-users-email"]["error"]
+    answer = response.get_json()["response"]
+    assert error in answer["admin-users-email"]["error"]
+    assert answer["admin-users-secret"]["children"] is None  # no earlier user's password beside it
 
 
 def test_an_email_already_taken_is_refused(client, admin, auth):

@@ -17,7 +17,7 @@ def dashboard_list(dashboards: list[Dashboard]) -> dmc.Stack:
         dmc.Group(
             [
                 dmc.Anchor(found.name, href=f"/dashboards?id={found.id}"),
-                dmc.Badge(f"{len(found.spec.get('charts', []))} charts", variant="light"),
+                dmc.Badge(_charts(len(found.spec.get("charts", []))), variant="light"),
             ]
         )
         for found in dashboards
@@ -114,6 +114,10 @@ ARRANGE = (  # (action, label, tooltip)
     ("resize", "↔", "Wide or narrow"),
     ("remove", "✕", "Remove from the dashboard"),
 )
+
+
+def _charts(count: int) -> str:
+    return f"{count} chart" if count == 1 else f"{count} charts"
 
 
 def chart_card(index: int, chart: dict[str, Any], may_change: bool) -> dmc.Paper:

@@ -31,7 +31,7 @@ def ask(change: dict[str, Any]) -> str | None:
         return f"Remove {', '.join(removed)} from {name}?" if removed else None
     if action == "admin-groups-save-access":
         removed = set_dataset_access(dataset, Access(*change["access"]), None, dry_run=True).removed
-        return f"Take away from {dataset}: {', '.join(removed)}?" if removed else None
+        return f"Stop {', '.join(removed)} seeing {dataset}?" if removed else None
     return None
 
 

@@ -117,6 +117,27 @@ def test_rollups_count_every_loaded_row(runner, database_url):
     assert close == pytest.approx(expected)
 
 
+def test_a_word_for_no_value_in_a_required_column_is_named_in_the_reason(
+    runner, database_url, tmp_path
+):
+    lines = ["when,Quantity"] + [f"2024-05-01T10:{m:02d}:00Z,{m}" for m in range(40)]
+    lines[5] = "2024-05-01T10:04:00Z,NA"
+    lines[9] = "2024-05-01T10:08:00Z,"
+    path = tmp_path / "counts.csv"
+    path.write_text("\n".join(lines) + "\n")
+    summary = ingest(runner, path, "counts")
+    assert (summary["rows_loaded"], summary["rows_rejected"]) == (38, 2)
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        reasons = conn.execute(
+            "SELECT line, reason FROM rejected_rows WHERE run_id = %s ORDER BY line",
+            (summary["run_id"],),
+        ).fetchall()
+    assert reasons == [
+        (6, "column 'Quantity': 'NA' means no value"),
+        (10, "column 'Quantity': is empty"),
+    ]
+
+
 def test_a_key_makes_rows_with_the_same_key_duplicates(runner, tmp_path):
     path = tmp_path / "readings.csv"
     path.write_text("time,sensor,value\n2024-01-01T00:00:00Z,a,1\n2024-01-01T00:00:00Z,a,2\n")

@@ -7,6 +7,7 @@ fresh browser profile. Screenshots go to ``test-artifacts/`` at the repository r
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,10 @@ def test_unknown_page_shows_404(driver, base_url, auth):
     assert driver.find_elements(By.ID, "home-title") == []
 
 
-def test_dark_switch_sets_the_color_scheme(driver, base_url, auth):
+def test_dark_switch_sets_the_color_scheme(app, driver, base_url, auth):
+    from tests.test_explore_page import push_recent
+
+    push_recent(app, auth)  # a chart to look at
     sign_in(driver, base_url, auth, "val@example.com", "viewer")
     html = driver.find_element(By.TAG_NAME, "html")
     assert html.get_attribute("data-mantine-color-scheme") == "light"
@@ -121,6 +125,35 @@ def test_dark_switch_sets_the_color_scheme(driver, base_url, auth):
         lambda d: html.get_attribute("data-mantine-color-scheme") == "dark"
     )
     assert driver.find_element(By.ID, "shell-theme-switch").is_selected()
+    # The grids and charts follow: AG Grid by its theme mode, Plotly by the stylesheet.
+    assert driver.find_element(By.TAG_NAME, "body").get_attribute("data-ag-theme-mode") == "dark"
+    driver.get(f"{base_url}/explore?dataset=tank&range=1h&view=bar")  # the switch is kept
+    frame = wait_for(driver, "#explore-graph .js-plotly-plot .main-svg")  # the bottom layer
+    layers = driver.find_elements(By.CSS_SELECTOR, "#explore-graph .js-plotly-plot .main-svg")
+    assert all(  # the layers above it let the chart show through
+        _alpha(layer.value_of_css_property("background-color")) == 0 for layer in layers[1:]
+    )
+    WebDriverWait(driver, WAIT).until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ag-theme-mode") == "dark"
+    )
+    tick = wait_for(driver, "#explore-graph .xtick text")
+    assert _brightness(frame.value_of_css_property("background-color")) < 80
+    plot_area = driver.find_element(By.CSS_SELECTOR, "#explore-graph .bglayer .bg")
+    assert _brightness(plot_area.value_of_css_property("fill")) < 80
+    assert _brightness(tick.value_of_css_property("fill")) > 170
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", frame)
+    screenshot(driver, "dark-explore.png")
+
+
+def _alpha(css_colour: str) -> float:
+    parts = re.findall(r"[\d.]+", css_colour)
+    return float(parts[3]) if len(parts) > 3 else 1.0
+
+
+def _brightness(css_colour: str) -> float:
+    """The mean of the red, green and blue of an rgb() or rgba() colour, 0 to 255."""
+    red, green, blue = (float(part) for part in re.findall(r"[\d.]+", css_colour)[:3])
+    return (red + green + blue) / 3
 
 
 def test_sign_out_through_the_user_menu(driver, base_url, auth):

@@ -128,9 +128,17 @@ def shell_layout() -> Any:
 
 
 def register_shell_callbacks(dash_app: dash.Dash) -> None:
-    """Switch between the light and dark theme in the browser, no server round trip."""
+    """Switch between the light and dark theme in the browser, no server round trip.
+
+    Mantine marks ``<html>``; AG Grid's built-in theme follows ``data-ag-theme-mode`` on a
+    parent of its grids; Plotly's charts follow the stylesheet (``assets/shell.css``).
+    """
     dash_app.clientside_callback(  # type: ignore[no-untyped-call]
-        "function (dark) { return dark ? 'dark' : 'light'; }",
+        """function (dark) {
+            const scheme = dark ? 'dark' : 'light';
+            document.body.dataset.agThemeMode = scheme;
+            return scheme;
+        }""",
         Output("shell-provider", "forceColorScheme"),
         Input("shell-theme-switch", "checked"),
     )

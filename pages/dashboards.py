@@ -40,7 +40,8 @@ dash.register_page(
 def layout(id=None, **_query):
     dashboard = get_dashboard(id) if id is not None else None
     if dashboard is None:
-        return dashboard_list(list_dashboards())
+        notice = None if id is None else f"There is no dashboard {str(id)[:20]!r}: pick one below."
+        return dashboard_list(list_dashboards(), notice)
     return dashboard_view(dashboard, may_change(current_user, dashboard), can_access(Role.ANALYST))
 
 

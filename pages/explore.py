@@ -31,9 +31,13 @@ GROUPABLE = ("text", "integer", "boolean")
 def layout(**query):
     names = [found.name for found in visible_datasets(current_user)]
     chart = Chart.from_mapping(query)
+    notice = None
     if chart.dataset not in names:
+        if chart.dataset is not None:  # unknown, or not this user's to see: the same words
+            notice = f"No dataset {chart.dataset!r} is available to you"
+            notice += f"; showing {names[0]!r} instead." if names else "."
         chart = Chart.from_mapping({**query, "dataset": names[0] if names else None})
-    return explore_page(names, chart)
+    return explore_page(names, chart, notice)
 
 
 def chart_from(values) -> Chart:

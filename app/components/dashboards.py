@@ -12,7 +12,8 @@ from app.dashboards import RANGES, REFRESH_SECONDS, SAVED
 from app.models import Dashboard
 
 
-def dashboard_list(dashboards: list[Dashboard]) -> dmc.Stack:
+def dashboard_list(dashboards: list[Dashboard], notice: str | None = None) -> dmc.Stack:
+    """The dashboards, with ``notice`` above them (why the one asked for is not shown)."""
     items = [
         dmc.Group(
             [
@@ -25,7 +26,10 @@ def dashboard_list(dashboards: list[Dashboard]) -> dmc.Stack:
     empty = dmc.Text(
         "No dashboard yet: analysts save charts from Explore.", c="dimmed", id="dashboards-empty"
     )
-    return dmc.Stack([dmc.Title("Dashboards", order=2), *(items or [empty])], id="dashboards-list")
+    shown = [dmc.Alert(notice, color="yellow", id="dashboards-notice")] if notice else []
+    return dmc.Stack(
+        [dmc.Title("Dashboards", order=2), *shown, *(items or [empty])], id="dashboards-list"
+    )
 
 
 def dashboard_view(dashboard: Dashboard, may_change: bool, may_copy: bool) -> dmc.Stack:

@@ -25,11 +25,15 @@ FILTER_OPERATORS = [  # what the filter builder offers; the API's other operator
 ]
 
 
-def explore_page(datasets: list[str], chart: Chart) -> dmc.Stack:
+def explore_page(datasets: list[str], chart: Chart, notice: str | None = None) -> dmc.Stack:
+    """The explore page set to ``chart``, with ``notice`` above it (why the link's dataset
+    is not the one shown)."""
     custom = chart.range == CUSTOM
+    shown = [dmc.Alert(notice, color="yellow", id="explore-notice")] if notice else []
     return dmc.Stack(
         [
             dmc.Title("Explore", order=2),
+            *shown,
             dmc.Group(
                 [
                     dmc.Select(

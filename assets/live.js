@@ -196,7 +196,7 @@
       if (update === null) {
         return [none(), none(), none()];
       }
-      const when = new Date().toLocaleTimeString();
+      const when = `${new Date().toISOString().slice(11, 19)} UTC`; // as every other time shown
       return [update, none(), `Last point at ${when} (id ${message.last_id})`];
     }
     if (message.type === "resync" && message.dataset === state.dataset) {

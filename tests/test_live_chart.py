@@ -6,6 +6,7 @@ The browser tests run against a real hub (``hubs`` and ``pusher`` from test_live
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -101,6 +102,9 @@ def test_two_live_charts_on_one_dashboard_each_show_their_own_rows_once(
     time.sleep(1)  # a point drawn twice, or in the other chart, would show by now
     assert [trace["y"] for trace in graph_points(driver, plant)] == [[1.0, 2.0, 3.0, 4.0]]
     assert [trace["y"] for trace in graph_points(driver, mill)] == [[10.0, 20.0, 30.0]]
+    # Times are shown in UTC, 24-hour, as everywhere else in the app.
+    updated = chart_element(driver, "updated", plant).text
+    assert re.fullmatch(r"Last point at \d\d:\d\d:\d\d UTC \(id \d+\)", updated), updated
     screenshot(driver, "live-dashboard.png")
 
 

@@ -259,6 +259,11 @@ def _dataset_for(
         return existing, False
     if not options.create:
         raise DatasetError(f"there is no dataset called {options.dataset!r}")
+    if not sample:
+        raise DatasetError(
+            f"there are no rows to create dataset {options.dataset!r} from: the data holds "
+            "a header only"
+        )
     columns = _override_types(
         _rare_empties_required(infer_columns(header, sample), sample), options.column_types
     )

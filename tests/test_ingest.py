@@ -138,6 +138,22 @@ def test_a_word_for_no_value_in_a_required_column_is_named_in_the_reason(
     ]
 
 
+def test_a_header_alone_creates_no_dataset_but_loads_nothing_into_one(
+    runner, database_url, tmp_path
+):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("time,sensor,value\n")
+    refused = runner.invoke(main, ["ingest", str(empty), "--dataset", "nothing", "--json"])
+    assert refused.exit_code != 0
+    assert "no rows to create dataset 'nothing' from" in refused.output
+    assert scalar(database_url, "SELECT count(*) FROM datasets") == 0
+    full = tmp_path / "full.csv"
+    full.write_text("time,sensor,value\n2024-01-01T00:00:00Z,a,1\n")
+    ingest(runner, full, "readings")
+    summary = ingest(runner, empty, "readings")  # into an existing dataset: nothing to add
+    assert (summary["rows_read"], summary["rows_loaded"]) == (0, 0)
+
+
 def test_a_key_makes_rows_with_the_same_key_duplicates(runner, tmp_path):
     path = tmp_path / "readings.csv"
     path.write_text("time,sensor,value\n2024-01-01T00:00:00Z,a,1\n2024-01-01T00:00:00Z,a,2\n")

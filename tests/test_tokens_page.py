@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 from app.extensions import db
 from app.tokens import create_token, user_for_token
 from app.users import get_user
+from tests.test_browser import WAIT, sign_in
 from tests.test_jobs_page import call
 
 
@@ -116,3 +120,27 @@ def _token_ids(app) -> dict[str, str]:
         found = {str(t.id): t.name for t in db.session.query(ApiToken).all()}
         db.session.remove()
     return found
+
+
+@pytest.mark.browser
+def test_a_token_picked_in_the_grid_is_the_one_revoked(app, driver, base_url, auth):  # noqa: F811
+    sign_in(driver, base_url, auth, "tess@example.com", "viewer")
+    with app.app_context():
+        user = get_user("tess@example.com")
+        kept, gone = create_token(user, "kept"), create_token(user, "gone")
+        db.session.remove()
+    driver.get(f"{base_url}/tokens")
+    names = "#tokens-grid .ag-row [col-id='name']"
+    WebDriverWait(driver, WAIT).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, names)) == 2)
+    next(c for c in driver.find_elements(By.CSS_SELECTOR, names) if c.text == "gone").click()
+    driver.find_element(By.ID, "tokens-revoke").click()
+    WebDriverWait(driver, WAIT).until(ec.alert_is_present()).accept()
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element((By.ID, "tokens-message"), "revoked")
+    )
+    with app.app_context():
+        assert user_for_token(kept) is not None
+        assert user_for_token(gone) is None
+        db.session.remove()
+    warnings = [entry["message"] for entry in driver.get_log("browser")]
+    assert not [text for text in warnings if "deprecated" in text.lower()], warnings

@@ -9,11 +9,12 @@ import dash_ag_grid as dag
 import dash_mantine_components as dmc
 from dash import dcc, html
 
+from app.components.grid import PICK_ONE_ROW
 from app.models import ApiToken
 
 EXPIRY_CHOICES = {"never": None, "7": 7, "30": 30, "90": 90, "365": 365}  # days
 COLUMNS = [
-    {"field": "name", "flex": 2, "checkboxSelection": True},
+    {"field": "name", "flex": 2},
     {"field": "prefix", "headerName": "Starts with"},
     {"field": "status"},
     {"field": "created_at", "headerName": "Created"},
@@ -68,7 +69,10 @@ def tokens_page(rows: list[dict[str, Any]]) -> dmc.Stack:
                 rowData=rows,
                 getRowId="params.data.id",
                 columnSize="responsiveSizeToFit",
-                dashGridOptions={"domLayout": "autoHeight", "rowSelection": "single"},
+                dashGridOptions={
+                    **PICK_ONE_ROW,
+                    "rowSelection": {**PICK_ONE_ROW["rowSelection"], "checkboxes": True},
+                },
             ),
         ],
         gap="md",

@@ -19,7 +19,7 @@ METHODS = [
     {"value": "link", "label": f"Set-password link ({LINK_HOURS} h)"},
 ]
 COLUMNS = [
-    {"field": "email", "flex": 2},
+    {"field": "email", "flex": 2, "minWidth": 240, "tooltipField": "email"},
     {"field": "role"},
     {"field": "status"},
     {"field": "locked_until", "headerName": "Locked until (UTC)"},

@@ -15,6 +15,7 @@ from app.models import AuditEntry, Role
 from tests.conftest import PASSWORD, AuthActions
 from tests.test_browser import WAIT, screenshot, sign_in, wait_for
 from tests.test_jobs_page import call
+from tests.test_roles import page_text
 
 VERA = "viewer@example.com"
 NEW = "a fresh long secret"
@@ -144,23 +145,7 @@ def _all_session_keys(app) -> list[str]:
 
 def grid(client) -> list[dict]:
     """The sessions grid's rows, as the page's layout serves them."""
-    body = client.post(
-        "/_dash-update-component",
-        json={
-            "output": ".._pages_content.children..._pages_store.data..",
-            "outputs": [
-                {"id": "_pages_content", "property": "children"},
-                {"id": "_pages_store", "property": "data"},
-            ],
-            "inputs": [
-                {"id": "_pages_location", "property": "pathname", "value": "/account"},
-                {"id": "_pages_location", "property": "search", "value": ""},
-            ],
-            "changedPropIds": ["_pages_location.pathname"],
-            "state": [],
-        },
-        headers=_csrf(client),
-    ).get_json()
+    body = json.loads(page_text(client, "/account", ""))
     found: list[list[dict]] = []
 
     def walk(node):
@@ -175,12 +160,6 @@ def grid(client) -> list[dict]:
 
     walk(body)
     return found[0]
-
-
-def _csrf(client):
-    from tests.test_roles import csrf_header
-
-    return csrf_header(client)
 
 
 @pytest.mark.browser

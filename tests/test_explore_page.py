@@ -24,7 +24,7 @@ from app.models import Dataset, Role
 from tests.conftest import PLOTLY
 from tests.test_browser import WAIT, screenshot, sign_in, wait_for
 from tests.test_jobs_page import call
-from tests.test_roles import csrf_header
+from tests.test_roles import page_text
 
 DAY = timedelta(days=1)
 
@@ -196,29 +196,6 @@ def test_a_restricted_dataset_is_not_charted_for_others(app, client, dash_app, a
         client, dash_app, "explore-download.data", {"explore-export.n_clicks": 1, **controls}
     )
     assert "explore-download" not in (export.get_json() or {}).get("response", {})
-
-
-def page_text(client, pathname: str, search: str) -> str:
-    """The page's layout as dash-renderer asks for it, as JSON text."""
-    response = client.post(
-        "/_dash-update-component",
-        json={
-            "output": ".._pages_content.children..._pages_store.data..",
-            "outputs": [
-                {"id": "_pages_content", "property": "children"},
-                {"id": "_pages_store", "property": "data"},
-            ],
-            "inputs": [
-                {"id": "_pages_location", "property": "pathname", "value": pathname},
-                {"id": "_pages_location", "property": "search", "value": search},
-            ],
-            "changedPropIds": ["_pages_location.pathname"],
-            "state": [],
-        },
-        headers=csrf_header(client),
-    )
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_data(as_text=True)
 
 
 def test_a_link_to_a_dataset_one_may_not_see_says_so_in_the_same_words(

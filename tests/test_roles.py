@@ -144,6 +144,29 @@ def csrf_header(client):
     return {"X-CSRFToken": cookie.value} if cookie else {}
 
 
+def page_text(client, pathname: str, search: str) -> str:
+    """The page's layout as dash-renderer asks for it, as JSON text."""
+    response = client.post(
+        "/_dash-update-component",
+        json={
+            "output": ".._pages_content.children..._pages_store.data..",
+            "outputs": [
+                {"id": "_pages_content", "property": "children"},
+                {"id": "_pages_store", "property": "data"},
+            ],
+            "inputs": [
+                {"id": "_pages_location", "property": "pathname", "value": pathname},
+                {"id": "_pages_location", "property": "search", "value": search},
+            ],
+            "changedPropIds": ["_pages_location.pathname"],
+            "state": [],
+        },
+        headers=csrf_header(client),
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_data(as_text=True)
+
+
 def callback_body(dash_app, output, pathname="/"):
     """A request body for the callback, with every input set the way a browser would."""
     spec = dash_app.callback_map[output]

@@ -34,7 +34,7 @@ def refreshable_grid(
 
 
 # Rows picked by a click, one at a time; the grid's ``selectedRows`` says which.
-PICK_ONE_ROW = {
+PICK_ONE_ROW: dict[str, Any] = {
     "domLayout": "autoHeight",
     "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
 }

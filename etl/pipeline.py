@@ -213,6 +213,15 @@ def _ingest(
             run_id=run_id,
             now=now,
         )
+    if created and counts.loaded == 0 and rejections:
+        # Nothing half-made: a new dataset with none of its rows is not kept (the caller's
+        # transaction takes it back); the reason of the first rejected row says why.
+        first = rejections[0]
+        more = f" ({len(rejections) - 1} more rows rejected)" if len(rejections) > 1 else ""
+        raise IngestError(
+            f"no row could be loaded, so dataset {dataset.name!r} was not created: "
+            f"line {first.line}: {first.reason}{more}"
+        )
     if run_id is not None and rejections:
         store_rejections(conn, run_id, rejections)
     summary.rows_loaded = counts.loaded

@@ -103,6 +103,18 @@ def test_a_key_stored_before_its_request_was_remembered_still_replays(
     assert (again.status_code, again.get_json()["rows_loaded"]) == (200, first["rows_loaded"])
 
 
+def test_a_first_batch_with_no_loadable_row_creates_no_dataset(client, token_for, database_url):
+    nested = [{"time": "2024-05-01T11:00:00Z", "sensor": {"nested": n}} for n in range(3)]
+    response = push(client, token_for("analyst"), nested, dataset="nested")
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "rejected"
+    assert "so dataset 'nested' was not created: line 1: field 'sensor'" in error["message"]
+    assert "(2 more rows rejected)" in error["message"]
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        assert conn.execute("SELECT count(*) FROM datasets").fetchone()[0] == 0
+
+
 def test_bad_rows_are_rejected_with_reasons_and_good_ones_load(client, token_for):
     headers = token_for("analyst")
     push(client, headers, ROWS)

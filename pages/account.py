@@ -13,7 +13,6 @@ dash.register_page(
     __name__,
     path="/account",
     name="Your account",
-    title="Your account · Insight-Wave",
     order=9,
     required_role="viewer",
     description="Change your password; see and end your sessions; your API tokens.",

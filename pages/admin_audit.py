@@ -18,7 +18,6 @@ dash.register_page(
     __name__,
     path="/admin/audit",
     name="Audit log",
-    title="Audit log · Insight-Wave",
     order=11,
     required_role="admin",
     description="Who did what and when: sign-ins, changes and exports, newest first.",

@@ -20,7 +20,6 @@ dash.register_page(
     __name__,
     path="/admin/groups",
     name="Groups",
-    title="Groups · Insight-Wave",
     order=11,
     required_role="admin",
     description="Groups of users, and who may see each restricted dataset.",

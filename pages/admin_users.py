@@ -22,7 +22,6 @@ dash.register_page(
     __name__,
     path="/admin/users",
     name="Users",
-    title="Users · Insight-Wave",
     order=10,
     required_role="admin",
     description="Everyone who can sign in: create, change roles, deactivate, reset, unlock.",

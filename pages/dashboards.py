@@ -30,7 +30,6 @@ dash.register_page(
     __name__,
     path="/dashboards",
     name="Dashboards",
-    title="Dashboards · Insight-Wave",
     order=2,
     required_role="viewer",
     description="Saved dashboards: charts from Explore, with one time range and auto-refresh.",

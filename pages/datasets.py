@@ -31,7 +31,6 @@ dash.register_page(
     __name__,
     path="/datasets",
     name="Datasets & upload",
-    title="Datasets & upload · Insight-Wave",
     order=4,
     required_role="analyst",
     description="Upload CSV files, define datasets and see rejected rows.",

@@ -9,7 +9,7 @@ from app import audit
 from app.access import find_visible_dataset, visible_datasets
 from app.charts import CHART_KEYS, CUSTOM, Chart, QueryError, answer, line_name, parse_moment
 from app.components.explore import answer_figure, explore_page, message_figure, table_rows
-from app.components.messages import sentence
+from app.components.messages import counted, sentence
 from app.event_queries import column_types
 from app.queries import numeric_fields
 from etl.export import csv_lines
@@ -18,7 +18,6 @@ dash.register_page(
     __name__,
     path="/explore",
     name="Explore",
-    title="Explore · Insight-Wave",
     order=1,
     required_role="viewer",
     description="Pick a dataset, a time range and an aggregate, and chart it.",
@@ -194,13 +193,9 @@ def draw(*values):
     table = chart.view == "table"
     points = sum(len(line.points) for line in found.lines)
     count = len(found.lines)
-    lines = f" in {count} group{'s' if count != 1 else ''}" if grouped else ""
-    plural = "s" if points != 1 else ""
-    note = (
-        f"{points} point{plural} in {found.bucket} buckets{lines}"
-        if points
-        else "No events in this range."
-    )
+    lines = f" in {counted(count, 'group')}" if grouped else ""
+    note = f"{counted(points, 'point')} in {found.bucket} buckets{lines}"
+    note = note if points else "No events in this range."
     drawn = {"width": found.width.total_seconds(), "group": chart.group, "groups": found.groups}
     return (
         answer_figure(found, chart.view, grouped, chart.agg),

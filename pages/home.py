@@ -4,7 +4,7 @@ from flask_login import current_user
 
 from app.components.shell import ROLE_COLORS, nav_pages
 
-dash.register_page(__name__, path="/", name="Home", title="Home · Insight-Wave", order=0)
+dash.register_page(__name__, path="/", name="Home", order=0)
 
 ROLE_TEXT = {
     "viewer": "You can open dashboards, explore data and export it.",

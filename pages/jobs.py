@@ -35,7 +35,6 @@ dash.register_page(
     __name__,
     path="/jobs",
     name="Ingest jobs",
-    title="Ingest jobs · Insight-Wave",
     order=5,
     required_role="analyst",
     description="Scheduled ingest jobs, their runs and retries.",

@@ -11,7 +11,6 @@ dash.register_page(
     __name__,
     path="/live",
     name="Live",
-    title="Live · Insight-Wave",
     order=3,
     required_role="viewer",
     description="Graphs that move as data arrives, pushed over WebSockets.",

@@ -9,7 +9,6 @@ dash.register_page(
     __name__,
     path="/tokens",
     name="API tokens",
-    title="API tokens · Insight-Wave",
     order=8,
     required_role="viewer",
     description="Create and revoke your own tokens for programs that call the API.",

@@ -130,6 +130,7 @@ def test_dark_switch_sets_the_color_scheme(app, driver, base_url, auth):
     driver.get(f"{base_url}/explore?dataset=tank&range=1h&view=bar")  # the switch is kept
     frame = wait_for(driver, "#explore-graph .js-plotly-plot .main-svg")  # the bottom layer
     layers = driver.find_elements(By.CSS_SELECTOR, "#explore-graph .js-plotly-plot .main-svg")
+    assert len(layers) > 1
     assert all(  # the layers above it let the chart show through
         _alpha(layer.value_of_css_property("background-color")) == 0 for layer in layers[1:]
     )

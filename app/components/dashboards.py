@@ -8,6 +8,7 @@ import dash_mantine_components as dmc
 from dash import dcc
 
 from app.components.live_chart import live_chart
+from app.components.messages import counted
 from app.dashboards import RANGES, REFRESH_SECONDS, SAVED
 from app.models import Dashboard
 
@@ -18,7 +19,7 @@ def dashboard_list(dashboards: list[Dashboard], notice: str | None = None) -> dm
         dmc.Group(
             [
                 dmc.Anchor(found.name, href=f"/dashboards?id={found.id}"),
-                dmc.Badge(_charts(len(found.spec.get("charts", []))), variant="light"),
+                dmc.Badge(counted(len(found.spec.get("charts", [])), "chart"), variant="light"),
             ]
         )
         for found in dashboards
@@ -118,10 +119,6 @@ ARRANGE = (  # (action, label, tooltip)
     ("resize", "↔", "Wide or narrow"),
     ("remove", "✕", "Remove from the dashboard"),
 )
-
-
-def _charts(count: int) -> str:
-    return f"{count} chart" if count == 1 else f"{count} charts"
 
 
 def chart_card(index: int, chart: dict[str, Any], may_change: bool) -> dmc.Paper:

@@ -1,4 +1,4 @@
-"""Errors raised in lower-case clauses ("a range may span at most ten years") shown as sentences."""
+"""Words for the pages: errors raised as lower-case clauses shown as sentences, counts."""
 
 from __future__ import annotations
 
@@ -13,3 +13,8 @@ def sentence(error: object) -> str:
     if "@" not in text.split(" ", 1)[0]:
         text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless it is one: "1 chart", "3 charts"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

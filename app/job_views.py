@@ -19,7 +19,7 @@ from app import audit
 from app.access import dataset_exists, find_visible_dataset, visible_datasets_query
 from app.database import connect
 from app.extensions import db
-from app.models import Dataset, IngestJob, IngestRun, Role, User
+from app.models import RUN_STATUSES, Dataset, IngestJob, IngestRun, Role, User
 from etl.jobs import (
     DEMO_COLUMNS,
     JOB_SOURCE_KINDS,
@@ -33,11 +33,10 @@ from etl.jobs import (
     update_job,
 )
 from etl.pipeline import IngestOptions
-from etl.runs import retry_run
+from etl.runs import RetryRefused, retry_run
 from etl.sources import check_public_url
 
 RECENT_RUNS = 100
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "dead")
 # A job name is a label; slashes and control characters make it look like a path or
 # garble the logs, so they are refused.
 _UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -413,7 +412,7 @@ def list_runs_for(user: User, status: object = None) -> list[dict[str, Any]]:
 
 
 def retry_run_for(user: User, run_id: object) -> str:
-    """Queue a dead or failed run again now: an admin any run, an analyst their own job's."""
+    """Queue an ended run again now: an admin any run, an analyst their own job's."""
     checked = _checked_id(run_id, "run")
     if not is_admin(user):
         run: IngestRun | None = db.session.get(IngestRun, checked)
@@ -421,7 +420,9 @@ def retry_run_for(user: User, run_id: object) -> str:
             raise JobViewError("Only admins can retry runs that no job of yours started.")
         _job_for(user, run.job_id)
     with connect() as conn, conn.transaction():
-        if not retry_run(conn, checked):
-            raise JobViewError(f"Run {checked} is not failed or dead (or does not exist).")
+        try:
+            retry_run(conn, checked)
+        except RetryRefused as exc:
+            raise JobViewError(str(exc)) from exc
         audit.record_on(conn, "run.retry", user, f"run {checked}")
     return f"Run {checked} is queued again."

@@ -41,7 +41,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
-from app.models import Role
+from app.models import RUN_STATUSES, Role
 
 if TYPE_CHECKING:
     from app.hub.hub import LiveHub
@@ -66,7 +66,6 @@ HUB_NOTIFY_LAG = Histogram(
 )
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host")
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "dead")
 # The hub's counters (app.hub.hub.LiveHub.stats) exported, and what each counts.
 HUB_COUNTERS = {
     "connections": "WebSocket connections accepted.",

@@ -191,8 +191,13 @@ class IngestJob(db.Model):  # type: ignore[name-defined,misc]
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+# What an ingest run can be (the table's check constraint): refused is bad input, not retried;
+# dead is a source that failed every attempt.
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "dead", "refused")
+
+
 class IngestRun(db.Model):  # type: ignore[name-defined,misc]
-    """One attempt-tracked load of one input into one dataset."""
+    """One attempt-tracked load of one input into one dataset (its status: RUN_STATUSES)."""
 
     __tablename__ = "ingest_runs"
 

@@ -14,6 +14,7 @@ import psycopg
 from app.audit import record_on
 from app.config import Config
 from app.database import connect
+from app.models import RUN_STATUSES
 
 if TYPE_CHECKING:
     from app.metrics_server import MetricsServer
@@ -235,7 +236,7 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "dead"]))
+@click.option("--status", type=click.Choice(RUN_STATUSES))
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 def runs_list(status: str | None, limit: int) -> None:
     """List the newest runs."""
@@ -259,12 +260,14 @@ def runs_list(status: str | None, limit: int) -> None:
 @runs.command("retry")
 @click.argument("run_id", type=int)
 def runs_retry(run_id: int) -> None:
-    """Queue a failed or dead run again now."""
-    from etl.runs import retry_run
+    """Queue a failed, dead or refused run again now (after fixing its source)."""
+    from etl.runs import RetryRefused, retry_run
 
     with _database() as conn, conn.transaction():
-        if not retry_run(conn, run_id):
-            raise click.ClickException(f"run {run_id} does not exist or is not failed or dead")
+        try:
+            retry_run(conn, run_id)
+        except RetryRefused as exc:
+            raise click.ClickException(str(exc)) from exc
         record_on(conn, "run.retry", None, f"run {run_id}")
     click.echo(f"Run {run_id} is queued again.")
 

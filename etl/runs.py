@@ -1,5 +1,8 @@
 """Ingest runs: recorded, claimed by one worker at a time, retried with backoff, then dead.
 
+A run whose input is refused (a broken header, a file that does not fit its dataset) is
+marked refused at once: retrying the same input cannot help.
+
 A run executes in one transaction, so a crash or a lost database connection leaves nothing
 half-loaded; the run stays claimable and the next attempt loads it all (the dedupe key makes
 a repeat harmless). The worker running a run holds a session advisory lock on it, which
@@ -141,7 +144,7 @@ def execute_run(
     are not stored, so a push run is never retried later). An upload, and a dataset the run
     creates, are audited in the run's transaction, as ``actor`` (default: the run's owner).
     Returns the summary on success.
-    :raises IngestError: the input was refused (the run is dead: retrying cannot help).
+    :raises IngestError: the input was refused (so is the run: retrying cannot help).
     :raises SourceError, psycopg.Error: the attempt failed (the run is retried later).
     """
     with conn.transaction():
@@ -176,7 +179,7 @@ def execute_run(
             )
             _audit_run(conn, run_id, kind, summary, actor or _owner(options))
     except IngestError as exc:
-        record_failure(conn, run_id, str(exc), retry=False)
+        record_refusal(conn, run_id, str(exc))
         raise
     except (SourceError, psycopg.Error) as exc:
         record_failure(conn, run_id, _describe(exc), retry=True)
@@ -257,12 +260,44 @@ def record_failure(conn: psycopg.Connection[Any], run_id: int, error: str, retry
         )
 
 
-def retry_run(conn: psycopg.Connection[Any], run_id: int) -> bool:
-    """Queue a dead or failed run again at once (an admin's retry); True if it was."""
+def record_refusal(conn: psycopg.Connection[Any], run_id: int, error: str) -> None:
+    """Mark the run refused, with why: its input will not load, so it is not retried."""
+    with contextlib.suppress(psycopg.Error), conn.transaction():
+        conn.execute(
+            "UPDATE ingest_runs SET status = 'refused', finished_at = now(), error = %s "
+            "WHERE id = %s",
+            (error, run_id),
+        )
+
+
+class RetryRefused(ValueError):
+    """A run that cannot be queued again; the message says why."""
+
+
+def retry_run(conn: psycopg.Connection[Any], run_id: int) -> None:
+    """Queue a dead, failed or refused run again at once (someone fixed its source).
+
+    :raises RetryRefused: no such run, one that has not ended badly, or a push (its rows
+        were never kept, so only the program that pushed them can send them again).
+    """
     row = conn.execute(
         "UPDATE ingest_runs SET status = 'queued', next_attempt_at = now(), "
         "max_attempts = greatest(max_attempts, attempts + 1) "
-        "WHERE id = %s AND status IN ('dead', 'failed') RETURNING id",
+        "WHERE id = %s AND status IN ('dead', 'failed', 'refused') AND source_kind <> 'push' "
+        "RETURNING id",
         (run_id,),
     ).fetchone()
-    return row is not None
+    if row is not None:
+        return
+    found = conn.execute(
+        "SELECT status, source_kind FROM ingest_runs WHERE id = %s", (run_id,)
+    ).fetchone()
+    if found is None:
+        raise RetryRefused(f"There is no run {run_id}.")
+    status, kind = found
+    if kind == "push":
+        raise RetryRefused(
+            f"Run {run_id} was a push: its rows were not kept, so the program that pushed "
+            "them must send them again."
+        )
+    raise RetryRefused(f"Run {run_id} is {status}: only failed, dead or refused runs are retried.")

@@ -168,7 +168,7 @@ def test_a_broken_header_refuses_the_whole_file(runner, database_url, tmp_path):
     assert result.exit_code == 1
     assert "Error:" in result.output
     assert scalar(database_url, "SELECT count(*) FROM datasets") == 0
-    assert scalar(database_url, "SELECT status FROM ingest_runs") == "dead"
+    assert scalar(database_url, "SELECT status FROM ingest_runs") == "refused"
 
 
 def test_a_bad_dataset_name_is_refused(runner):

@@ -11,6 +11,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from app.components.jobs import STATUS_COLOURS
 from app.database import libpq_url
 from app.extensions import db
 from app.job_views import (
@@ -23,7 +24,7 @@ from app.job_views import (
     list_runs_for,
     retry_run_for,
 )
-from app.models import Role
+from app.models import RUN_STATUSES, Role
 from app.users import get_user
 from etl.connection import connect
 from etl.scheduler import LeaderScheduler
@@ -202,6 +203,11 @@ def test_run_now_queues_a_run_of_the_job(app, users):
     assert runs[0]["attempts"] == "0/5"
 
 
+def test_every_run_status_has_its_own_colour_in_the_runs_grid():
+    assert sorted(STATUS_COLOURS) == sorted(RUN_STATUSES)
+    assert len(set(STATUS_COLOURS.values())) == len(RUN_STATUSES)
+
+
 def test_the_owner_or_an_admin_retries_a_dead_run(app, users, database_url):
     with app.app_context():
         job_id = create_job_for(users("ana"), DEMO)
@@ -219,7 +225,7 @@ def test_the_owner_or_an_admin_retries_a_dead_run(app, users, database_url):
             retry_run_for(users("bob"), run["id"])
         assert scalar(database_url, status, run["id"]) == "dead"
         assert "queued again" in retry_run_for(users("ana"), run["id"])
-        with pytest.raises(JobViewError, match="not failed or dead"):
+        with pytest.raises(JobViewError, match="is queued: only failed, dead or refused"):
             retry_run_for(users("root"), run["id"])
         db.session.remove()
     assert scalar(database_url, status, run["id"]) == "queued"

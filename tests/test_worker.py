@@ -103,7 +103,7 @@ def test_a_run_that_keeps_failing_becomes_dead_and_retry_queues_it_again(conn, t
     assert not work_once(conn), "a dead run is never claimed"
 
     write_series(path, 10)
-    assert retry_run(conn, run_id)
+    retry_run(conn, run_id)
     assert work_once(conn)
     assert run_state(conn, run_id)[:4] == ("succeeded", 3, 10, 10)
 
@@ -253,7 +253,40 @@ def test_cli_refuses_to_retry_a_run_that_succeeded(cli, conn, tmp_path):
     assert work_once(conn)
     result = cli("runs", "retry", run_id)
     assert result.exit_code == 1
-    assert "not failed or dead" in result.output
+    assert f"Run {run_id} is succeeded: only failed, dead or refused runs" in result.output
+    assert "no run 999999" in cli("runs", "retry", 999999).output.lower()
+
+
+def test_input_that_will_not_load_is_refused_at_once_and_retried_once_mended(cli, conn, tmp_path):
+    file_run(conn, write_series(tmp_path / "first.csv", 3), "mended")
+    assert work_once(conn)
+    path = tmp_path / "other.csv"
+    path.write_text("sensor,reading\nA,1\n")  # not the dataset's columns
+    run_id = file_run(conn, path, "mended")
+    assert work_once(conn)
+    status, attempts, *_ = run_state(conn, run_id)
+    assert (status, attempts) == ("refused", 1), "bad input is not worth four more attempts"
+    error = conn.execute("SELECT error FROM ingest_runs WHERE id = %s", (run_id,)).fetchone()[0]
+    assert error == "the data has a column 'sensor' that dataset 'mended' does not have"
+    due_now(conn, run_id)
+    assert not work_once(conn), "a refused run is not retried on its own"
+    assert "refused" in cli("runs", "list", "--status", "refused").output
+
+    write_series(path, 4)
+    assert f"Run {run_id} is queued again." in cli("runs", "retry", run_id).output
+    assert work_once(conn)
+    assert run_state(conn, run_id)[:5] == ("succeeded", 2, 4, 1, 3)
+
+
+def test_a_push_run_cannot_be_retried_because_its_rows_were_not_kept(cli, conn):
+    (run_id,) = conn.execute(
+        "INSERT INTO ingest_runs (dataset_name, source_kind, source, options, status, attempts,"
+        " max_attempts) VALUES ('pushed', 'push', '{}', '{}', 'dead', 1, 1) RETURNING id"
+    ).fetchone()
+    result = cli("runs", "retry", run_id)
+    assert result.exit_code == 1
+    assert "was a push: its rows were not kept" in result.output
+    assert run_state(conn, run_id)[0] == "dead"
 
 
 def test_cli_creates_pauses_and_deletes_jobs_and_explains_a_bad_schedule(cli, conn):

@@ -9,7 +9,7 @@ import dash_mantine_components as dmc
 from dash import dcc, html, no_update
 
 from app.components.grid import PICK_ONE_ROW
-from app.job_views import RUN_STATUSES
+from app.models import RUN_STATUSES
 from etl.jobs import MAX_INTERVAL_SECONDS
 
 HIDDEN = {"display": "none"}
@@ -60,6 +60,7 @@ STATUS_COLOURS = {
     "succeeded": "teal",
     "failed": "orange",
     "dead": "red",
+    "refused": "grape",
 }
 JOB_COLUMNS: list[dict[str, Any]] = [
     {"field": "id", "headerName": "Job", "minWidth": 80, "maxWidth": 90},
@@ -329,7 +330,12 @@ def runs_section(runs: list[dict[str, Any]], admin: bool) -> Any:
     note = "The newest 100 runs" + ("." if admin else " of your jobs and the datasets you can see.")
     return dmc.Stack(
         [
-            *_section("Runs", controls, note + " Dead runs are shown in red."),
+            *_section(
+                "Runs",
+                controls,
+                note + " Dead runs (every attempt failed) are shown in red; refused runs had input"
+                " that will not load as it is (the error says why) and are not retried.",
+            ),
             dag.AgGrid(
                 id="jobs-runs-grid",
                 columnDefs=RUN_COLUMNS,

@@ -419,3 +419,19 @@ def test_clicking_the_legend_and_a_bar_drills_down_in_the_browser(driver, base_u
     href = driver.find_element(By.ID, "explore-link").get_attribute("href")
     assert "range=custom" in href and f"filter=city:eq:{first}" in unquote(href)
     screenshot(driver, "explore-drilled.png")
+
+
+@pytest.mark.browser
+def test_the_table_view_fills_its_width_and_the_grid_never_warns(driver, base_url, auth, sales):
+    sign_in(driver, base_url, auth, "vic@example.com", "viewer")
+    query = {key.split(".")[0].removeprefix("explore-"): v for key, v in JANUARY_CONTROLS.items()}
+    driver.get(f"{base_url}/explore?{urlencode(query)}")  # a chart: the table is hidden
+    WebDriverWait(driver, WAIT).until(lambda d: len(d.execute_script(TRACE_NAMES)) == 3)
+    driver.get(f"{base_url}/explore?{urlencode(query | {'view': 'table'})}")
+    rows = "#explore-table .ag-row"
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, rows))
+    grid = driver.find_element(By.ID, "explore-table").rect["width"]
+    headers = driver.find_elements(By.CSS_SELECTOR, "#explore-table .ag-header-cell")
+    assert [cell.text for cell in headers] == ["Bucket", "Group", "Value"]
+    assert sum(cell.rect["width"] for cell in headers) >= grid * 0.95
+    assert [e["message"] for e in driver.get_log("browser") if "AG Grid" in e["message"]] == []

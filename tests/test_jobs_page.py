@@ -655,6 +655,8 @@ def test_the_grids_keep_every_row_and_act_on_the_picked_one(app, driver, base_ur
     driver.find_element(By.ID, "jobs-refresh").click()
     time.sleep(1)
     assert shown() == ["first", "second", "third"]
+    grid_warnings = [e["message"] for e in driver.get_log("browser") if "AG Grid" in e["message"]]
+    assert grid_warnings == []
 
     driver.delete_all_cookies()
     sign_in(driver, base_url, auth, "root@example.com", "admin")

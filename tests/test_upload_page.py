@@ -615,6 +615,9 @@ def test_analyst_uploads_and_loads_tips_in_the_browser(driver, base_url, auth, d
     sign_in(driver, base_url, auth, "ana@example.com", "analyst")
     driver.get(f"{base_url}/datasets")
     chooser = wait_for(driver, "#datasets-upload input[type=file]")
+    wait_for(driver, "#datasets-columns-grid .ag-header")  # drawn, while hidden
+    time.sleep(1)  # AG Grid sizes a grid's columns just after drawing it
+    assert [e["message"] for e in driver.get_log("browser") if "AG Grid" in e["message"]] == []
     chooser.send_keys(str(PLOTLY / "tips.csv"))
     wait_for(driver, "#datasets-preview-grid .ag-row")
     assert driver.find_element(By.ID, "datasets-name").get_attribute("value") == "tips"
@@ -638,6 +641,10 @@ def test_analyst_uploads_and_loads_tips_in_the_browser(driver, base_url, auth, d
     screenshot(driver, "upload-summary.png")
     columns = scalar(database_url, "SELECT columns FROM datasets WHERE name = 'tips'")
     assert {column["name"]: column["type"] for column in columns}["size"] == "float"
+    # The columns grid was drawn hidden; shown, its columns share its width.
+    grid = driver.find_element(By.ID, "datasets-columns-grid").rect["width"]
+    headers = driver.find_elements(By.CSS_SELECTOR, "#datasets-columns-grid .ag-header-cell")
+    assert sum(cell.rect["width"] for cell in headers) >= grid * 0.95
 
 
 @pytest.mark.browser

@@ -9,6 +9,7 @@ import dash_ag_grid as dag
 import dash_mantine_components as dmc
 from dash import dcc, html
 
+from app.components.grid import row_id
 from app.queries import AUDIT_EXPORT_MAX, AUDIT_PAGE_SIZE
 
 COLUMNS: list[dict[str, Any]] = [
@@ -112,7 +113,7 @@ def audit_page(
                 id="admin-audit-grid",
                 columnDefs=COLUMNS,
                 rowData=rows,
-                getRowId="params.data.id",
+                getRowId=row_id(),
                 columnSize="responsiveSizeToFit",
                 dashGridOptions={"domLayout": "autoHeight", "tooltipShowDelay": 300},
             ),

@@ -11,6 +11,7 @@ from dash import dcc
 
 from app.charts import BUCKETS, CUSTOM, PRESETS, VIEWS, Answer, Chart, line_name
 from app.components.dashboard_save import save_controls
+from app.components.grid import FILL_WIDTH
 from app.event_queries import CHART_AGGREGATES, MAX_GROUPS
 
 SHOW_MARKERS = 40  # a line of this many points or fewer also marks each point
@@ -147,7 +148,7 @@ def explore_page(datasets: list[str], chart: Chart, notice: str | None = None) -
                         id="explore-table",
                         columnDefs=[{"field": "bucket"}, {"field": "group"}, {"field": "value"}],
                         rowData=[],
-                        columnSize="responsiveSizeToFit",
+                        defaultColDef=FILL_WIDTH,  # hidden in the chart views
                         style={"display": "none"},
                     ),
                 ]

@@ -33,6 +33,20 @@ def refreshable_grid(
     )
 
 
+# For a grid drawn hidden (shown later): its columns share its width whenever it is shown.
+# columnSize="responsiveSizeToFit" sizes them as the grid is drawn, and warns (AG Grid #29)
+# when it is hidden then.
+FILL_WIDTH: dict[str, Any] = {"flex": 1}
+
+
+def row_id(field: str = "id") -> str:
+    """A ``getRowId`` naming each row by ``field``, as the string AG Grid requires.
+
+    dash-ag-grid's expression evaluator knows no ``String()``; concatenation does the same.
+    """
+    return f"'' + params.data.{field}"
+
+
 # Rows picked by a click, one at a time; the grid's ``selectedRows`` says which.
 PICK_ONE_ROW: dict[str, Any] = {
     "domLayout": "autoHeight",
@@ -48,7 +62,7 @@ def selectable_grid(
         id=grid_id,
         columnDefs=columns,
         rowData=rows,
-        getRowId=f"params.data.{row_key}",
+        getRowId=row_id(row_key),
         columnSize="responsiveSizeToFit",
         dashGridOptions=PICK_ONE_ROW,
     )

@@ -8,7 +8,7 @@ import dash_ag_grid as dag
 import dash_mantine_components as dmc
 from dash import dcc, html, no_update
 
-from app.components.grid import PICK_ONE_ROW
+from app.components.grid import PICK_ONE_ROW, row_id
 from app.models import RUN_STATUSES
 from etl.jobs import MAX_INTERVAL_SECONDS
 
@@ -303,7 +303,7 @@ def jobs_section(jobs: list[dict[str, Any]], admin: bool) -> Any:
                 id="jobs-grid",
                 columnDefs=JOB_COLUMNS,
                 rowData=jobs,
-                getRowId="params.data.id",
+                getRowId=row_id(),
                 columnSize="responsiveSizeToFit",
                 dashGridOptions=PICK_ONE_ROW,
             ),
@@ -340,7 +340,7 @@ def runs_section(runs: list[dict[str, Any]], admin: bool) -> Any:
                 id="jobs-runs-grid",
                 columnDefs=RUN_COLUMNS,
                 rowData=runs,
-                getRowId="params.data.id",
+                getRowId=row_id(),
                 getRowStyle=DEAD_ROW,
                 columnSize="responsiveSizeToFit",
                 dashGridOptions=PICK_ONE_ROW,

@@ -9,7 +9,7 @@ import dash_ag_grid as dag
 import dash_mantine_components as dmc
 from dash import dcc, html
 
-from app.components.grid import PICK_ONE_ROW
+from app.components.grid import PICK_ONE_ROW, row_id
 from app.models import ApiToken
 
 EXPIRY_CHOICES = {"never": None, "7": 7, "30": 30, "90": 90, "365": 365}  # days
@@ -67,7 +67,7 @@ def tokens_page(rows: list[dict[str, Any]]) -> dmc.Stack:
                 id="tokens-grid",
                 columnDefs=COLUMNS,
                 rowData=rows,
-                getRowId="params.data.id",
+                getRowId=row_id(),
                 columnSize="responsiveSizeToFit",
                 dashGridOptions={
                     **PICK_ONE_ROW,

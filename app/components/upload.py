@@ -10,7 +10,7 @@ import dash_mantine_components as dmc
 from dash import Output, dcc, html, no_update
 from dash_extensions import EventListener
 
-from app.components.grid import refreshable_grid
+from app.components.grid import FILL_WIDTH, refreshable_grid
 from app.uploads import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES, LoadResult, UploadPreview
 from etl.types import Column, ColumnType, suggest_time_column
 
@@ -143,7 +143,7 @@ def preview_section(existing: list[str]) -> Any:
                     id="datasets-columns-grid",
                     columnDefs=TYPE_COLUMNS,
                     rowData=[],
-                    columnSize="responsiveSizeToFit",
+                    defaultColDef=FILL_WIDTH,  # hidden until a file is read
                     dashGridOptions={"domLayout": "autoHeight", "singleClickEdit": True},
                 ),
                 _target_form(existing),

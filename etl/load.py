@@ -196,7 +196,8 @@ class _FirstOfEachKey:
             self.staged += frame.height
             # The first row of a key in file order stays, as on the staging path. A set
             # costs a quarter of polars' is_in against all the keys seen before.
-            rows = frame.filter(pl.Series(_first_seen(frame["key"].to_list(), seen)))
+            first = pl.Series(_first_seen(frame["key"].to_list(), seen), dtype=pl.Boolean)
+            rows = frame.filter(first)  # typed: a batch may keep no row
             rows = rows.with_columns(pl.col("ts").fill_null(self.now))
             self.partials.append(minute_partials(rows, self.fields, self.now))
             yield rows

@@ -217,7 +217,8 @@ def _ingest(
         # Nothing half-made: a new dataset with none of its rows is not kept (the caller's
         # transaction takes it back); the reason of the first rejected row says why.
         first = rejections[0]
-        more = f" ({len(rejections) - 1} more rows rejected)" if len(rejections) > 1 else ""
+        others = len(rejections) - 1
+        more = {0: "", 1: " (1 more row rejected)"}.get(others, f" ({others} more rows rejected)")
         raise IngestError(
             f"no row could be loaded, so dataset {dataset.name!r} was not created: "
             f"line {first.line}: {first.reason}{more}"

@@ -146,6 +146,7 @@ def execute_run(
     Returns the summary on success.
     :raises IngestError: the input was refused (so is the run: retrying cannot help).
     :raises SourceError, psycopg.Error: the attempt failed (the run is retried later).
+    :raises Exception: anything else is a bug, recorded as an internal error and retried.
     """
     with conn.transaction():
         row = conn.execute(
@@ -183,6 +184,11 @@ def execute_run(
         raise
     except (SourceError, psycopg.Error) as exc:
         record_failure(conn, run_id, _describe(exc), retry=True)
+        raise
+    except Exception as exc:
+        # A bug, not bad input: recorded at once (not left running for a worker to find
+        # orphaned), with backoff so it neither spins nor kills a worker.
+        record_failure(conn, run_id, f"internal error: {type(exc).__name__}", retry=True)
         raise
     _count_rows(kind, summary)
     return summary

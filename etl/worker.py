@@ -22,7 +22,7 @@ from prometheus_client import Counter, Histogram
 
 from etl.connection import connect
 from etl.pipeline import IngestError
-from etl.runs import claim_run, execute_run, record_failure, unlock_run
+from etl.runs import claim_run, execute_run, unlock_run
 from etl.scheduler import LeaderScheduler
 from etl.sources import SourceError
 
@@ -131,10 +131,8 @@ def work_once(conn: psycopg.Connection[Any]) -> bool:
         execute_run(conn, run_id)
     except (IngestError, SourceError, psycopg.Error) as exc:
         problem = exc  # execute_run has recorded it: dead, or failed to retry later
-    except Exception as exc:
-        # A bug, not bad input: recorded with backoff so it neither spins nor kills the worker.
+    except Exception as exc:  # a bug, recorded by execute_run as an internal error
         log.exception("run %d failed unexpectedly", run_id)
-        record_failure(conn, run_id, f"internal error: {type(exc).__name__}", retry=True)
         problem = exc
     finally:
         with contextlib.suppress(psycopg.Error):  # a dead connection took its lock with it

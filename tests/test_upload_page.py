@@ -36,6 +36,8 @@ from app.uploads import (
     upload_path,
 )
 from app.users import get_user
+from etl.columnar import BATCH_ROWS
+from etl.pipeline import IngestError
 from tests.conftest import PLOTLY
 from tests.test_browser import WAIT, screenshot, sign_in, wait_for
 from tests.test_roles import ROUTER, callback_body, csrf_header
@@ -260,6 +262,33 @@ def test_a_type_override_is_stored_with_the_dataset(app, analyst, database_url):
         load_upload(upload_id, target, analyst())
     columns = scalar(database_url, "SELECT columns FROM datasets WHERE name = 'tips'")
     assert {column["name"]: column["type"] for column in columns}["size"] == "float"
+
+
+def test_a_type_override_that_rejects_every_row_refuses_the_file_with_the_reason(
+    app, analyst, database_url
+):
+    with app.app_context():
+        upload_id = save_upload(b"name,v\na,x\nb,y\n")
+        target = UploadTarget(dataset="all_bad", column_types={"v": "integer"})
+        refusal = "line 2: column 'v': \"x\" is not an integer \\(1 more row rejected\\)"
+        with pytest.raises(IngestError, match=refusal):
+            load_upload(upload_id, target, analyst())
+    assert scalar(database_url, "SELECT count(*) FROM datasets") == 0
+    assert scalar(database_url, "SELECT status FROM ingest_runs") == "refused"
+
+
+def test_a_batch_whose_every_row_is_rejected_does_not_stop_a_first_load(
+    app, analyst, database_url
+):
+    """The first load goes in batches of 100,000 rows; one of them may keep no row at all."""
+    good = "".join(f"a{n},{n}\n" for n in range(5))
+    bad = "".join(f"b{n},x\n" for n in range(BATCH_ROWS))
+    with app.app_context():
+        upload_id = save_upload(f"name,v\n{bad}{good}".encode())
+        target = UploadTarget(dataset="mixed", column_types={"v": "integer"})
+        summary = load_upload(upload_id, target, analyst()).summary
+    assert (summary.rows_loaded, summary.rows_rejected) == (5, BATCH_ROWS)
+    assert scalar(database_url, "SELECT count(*) FROM events") == 5
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from app.worker_cli import register_worker_commands
 from etl.connection import connect
 from etl.pipeline import IngestOptions
-from etl.runs import BACKOFF_FIRST, LOCK_CLASS, create_run, retry_run
+from etl.runs import BACKOFF_FIRST, LOCK_CLASS, create_run, retry_run, run_now
 from etl.worker import APPLICATION_NAME, Worker, work_once
 from tests.conftest import wait_for
 
@@ -115,6 +115,15 @@ def test_a_run_that_crashes_unexpectedly_is_recorded_and_the_worker_goes_on(conn
     assert work_once(conn) and work_once(conn)
     assert run_state(conn, broken)[:2] == ("failed", 1)
     assert run_state(conn, good)[:4] == ("succeeded", 1, 20, 20)
+
+
+def test_a_foreground_run_that_crashes_is_recorded_as_an_internal_error_at_once(conn):
+    with pytest.raises(KeyError):  # no path: a bug, as above, in an upload's own attempt
+        run_now(conn, IngestOptions(dataset="broken"), "file", {})
+    status, attempts, error = conn.execute(
+        "SELECT status, attempts, error FROM ingest_runs"
+    ).fetchone()
+    assert (status, attempts, error) == ("dead", 1, "internal error: KeyError")
 
 
 def test_a_worker_killed_mid_load_leaves_the_run_to_the_next_worker(conn, database_url, tmp_path):

@@ -24,7 +24,11 @@ def _digest(token: str) -> str:
 def create_token(
     user: User, name: str, expires_at: datetime | None = None, actor: User | None = None
 ) -> str:
-    """Create a token for ``user`` and return it; only its hash is kept."""
+    """Create a token for ``user`` and return it; only its hash is kept.
+
+    ``actor`` is who asked, for the audit log: the user on the tokens page, None on the
+    command line (an operator, not the token's owner).
+    """
     name = name.strip() or "token"
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     db.session.add(
@@ -36,7 +40,7 @@ def create_token(
             expires_at=expires_at,
         )
     )
-    audit.record("token.create", actor or user, user.email, name=name)
+    audit.record("token.create", actor, user.email, name=name)
     db.session.commit()
     return token
 

@@ -38,7 +38,7 @@ def create(_clicks, name, expiry):
         expires_at = expiry_from(expiry)
     except ValueError as exc:
         return no_update, no_update, str(exc)
-    token = create_token(current_user, name, expires_at)
+    token = create_token(current_user, name, expires_at, actor=current_user)
     return shown_once(token), token_rows(list_tokens(current_user)), None
 
 

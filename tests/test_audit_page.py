@@ -103,6 +103,7 @@ def test_token_creation_and_revocation_are_audited(runner, database_url):
     runner.invoke(main, ["tokens", "create", "ana@example.com", "--name", "robot"])
     created = one(database_url, "token.create")
     assert (created["target"], created["details"]) == ("ana@example.com", {"name": "robot"})
+    assert created["actor_email"] is None, "an operator made it, not ana"
     assert runner.invoke(main, ["tokens", "revoke", "1"]).exit_code == 0
     assert one(database_url, "token.revoke")["details"] == {"name": "robot"}
 

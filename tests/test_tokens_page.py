@@ -6,8 +6,10 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import select
 
 from app.extensions import db
+from app.models import AuditEntry
 from app.tokens import create_token, user_for_token
 from app.users import get_user
 from tests.test_browser import WAIT, sign_in
@@ -54,6 +56,8 @@ def test_a_viewer_creates_a_token_that_is_shown_once_and_works(app, client, sign
     assert token not in str(rows)  # the list shows a prefix, never the secret
     with app.app_context():
         assert user_for_token(token).email == "viewer@example.com"
+        made = db.session.scalars(select(AuditEntry).filter_by(action="token.create")).one()
+        assert (made.actor_email, made.target) == ("viewer@example.com", "viewer@example.com")
         db.session.remove()
     assert client.get("/tokens").status_code == 200
     assert token not in client.get("/_dash-layout").get_data(as_text=True)

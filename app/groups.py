@@ -11,6 +11,7 @@ from app.extensions import db
 from app.models import Dataset, DatasetGrant, Group, GroupMember, User
 
 VISIBILITIES = ("all", "restricted")
+VISIBILITY = "visibility "  # how a Change lists a new visibility: "visibility restricted"
 MAX_GROUP_NAME = 100
 
 
@@ -141,7 +142,7 @@ def set_dataset_access(
     removed += [f"user {u}" for u in sorted(set(now.users) - set(users))]
     if wanted.visibility != now.visibility:
         (removed if wanted.visibility == "restricted" else added).append(
-            f"visibility {wanted.visibility}"
+            f"{VISIBILITY}{wanted.visibility}"
         )
     if dry_run:
         return Change(added, removed)

@@ -162,7 +162,7 @@ def test_a_user_grant_is_given_and_revoked_after_confirmation(app, client, admin
     save_access(client, admin, "restricted", users=[ANA])
     assert visible(app, ANA) == ["open_data", "secret_data"]
     asked = save_access(client, admin, "restricted")
-    assert "Stop user ana@example.com seeing secret_data?" in json.dumps(asked.get_json())
+    assert "Take secret_data away from user ana@example.com?" in json.dumps(asked.get_json())
     assert visible(app, ANA) == ["open_data", "secret_data"]
     confirm(client, admin, asked)
     assert visible(app, ANA) == ["open_data"]
@@ -171,11 +171,19 @@ def test_a_user_grant_is_given_and_revoked_after_confirmation(app, client, admin
 
 
 def test_a_dataset_is_made_restricted_and_everyone_visible(app, client, admin):
-    asked = save_access(client, admin, "restricted", dataset="open_data")
+    asked = save_access(client, admin, "restricted", dataset="open_data", users=[ANA])
+    assert (
+        "Restrict open_data? Only its owner, admins and the users and groups granted it will "
+        "see it; everyone else stops seeing it."
+    ) in json.dumps(asked.get_json())
     assert visible(app, VERA) == ["open_data"]
-    confirm(client, admin, asked)
+    assert (
+        "open_data: now seen by its owner, admins and its grantees; granted to user "
+        "ana@example.com."
+    ) in message(confirm(client, admin, asked))
     assert visible(app, VERA) == []
-    assert "visibility all" in message(save_access(client, admin, "all", dataset="open_data"))
+    opened = save_access(client, admin, "all", dataset="open_data", users=[ANA])
+    assert "open_data: now seen by everyone signed in." in message(opened)
     assert visible(app, VERA) == ["open_data"]
     assert audit(app, "dataset.set_visibility") == [
         ("open_data", {"old": "all", "new": "restricted"}),

@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from app.components.groups import strings
 from app.groups import (
+    VISIBILITY,
     Access,
     AccessError,
     create_group,
@@ -15,6 +16,9 @@ from app.groups import (
     set_dataset_access,
     set_members,
 )
+
+# How the groups page names who sees a dataset of each visibility.
+VISIBLE_TO = {"all": "everyone signed in", "restricted": "its owner, admins and its grantees"}
 
 
 def ask(change: dict[str, Any]) -> str | None:
@@ -31,8 +35,43 @@ def ask(change: dict[str, Any]) -> str | None:
         return f"Remove {', '.join(removed)} from {name}?" if removed else None
     if action == "admin-groups-save-access":
         removed = set_dataset_access(dataset, Access(*change["access"]), None, dry_run=True).removed
-        return f"Stop {', '.join(removed)} seeing {dataset}?" if removed else None
+        return _access_question(dataset, removed) if removed else None
     return None
+
+
+def _access_question(dataset: str, removed: list[str]) -> str:
+    """Ask before taking ``dataset`` away: from everyone (made restricted) or from grantees."""
+    revoked = [item for item in removed if not item.startswith(VISIBILITY)]
+    question = []
+    if len(revoked) < len(removed):
+        question.append(
+            f"Restrict {dataset}? Only its owner, admins and the users and groups granted it "
+            "will see it; everyone else stops seeing it."
+        )
+    if revoked:
+        question.append(f"Take {dataset} away from {_listed(revoked)}?")
+    return " ".join(question)
+
+
+def _access_result(dataset: str, added: list[str], removed: list[str]) -> str:
+    """Say what a saved access change did, in words: granted, taken away, who sees it now."""
+    changed = [
+        f"now seen by {VISIBLE_TO[item.removeprefix(VISIBILITY)]}"
+        for item in added + removed
+        if item.startswith(VISIBILITY)
+    ]
+    granted = [item for item in added if not item.startswith(VISIBILITY)]
+    revoked = [item for item in removed if not item.startswith(VISIBILITY)]
+    if granted:
+        changed.append(f"granted to {_listed(granted)}")
+    if revoked:
+        changed.append(f"taken away from {_listed(revoked)}")
+    return f"{dataset}: {'; '.join(changed)}." if changed else f"{dataset}: no change."
+
+
+def _listed(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def apply(change: dict[str, Any]) -> str:
@@ -51,5 +90,5 @@ def apply(change: dict[str, Any]) -> str:
             raise AccessError("nothing to do")
         wanted = Access(str(access[0]), strings(access[1]), strings(access[2]))
         made = set_dataset_access(str(dataset), wanted, current_user)
-        return f"{dataset}: " + ", ".join(made.added + made.removed or ["no change"]) + "."
+        return _access_result(str(dataset), made.added, made.removed)
     raise AccessError("nothing to do")

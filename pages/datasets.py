@@ -125,7 +125,9 @@ def load(_clicks, upload_id, mode, name, existing, time_column, keys, types):
     State("datasets-run-store", "data"),
     prevent_initial_call=True,
 )
-def download_rejected(_clicks, run_id):
+def download_rejected(clicks, run_id):
+    if not clicks:  # the button just arrived with the summary: Dash calls this for it too
+        return no_update, no_update
     try:
         text = rejected_rows_text(current_user, run_id)
     except UploadError as exc:

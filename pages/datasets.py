@@ -83,11 +83,13 @@ def switch_target(mode):
     Output("datasets-time-column", "data"),
     Output("datasets-time-column", "value"),
     Input("datasets-columns-grid", "rowData"),
+    # An edit in the grid changes its rowData without triggering a callback on it.
+    Input("datasets-columns-grid", "cellValueChanged"),
     Input("datasets-upload-store", "data"),
     State("datasets-time-column", "value"),
     prevent_initial_call=True,
 )
-def offer_time_columns(rows, _upload_id, current):
+def offer_time_columns(rows, _edited, _upload_id, current):
     """Follow type edits; a new upload starts from the suggested time column."""
     new_upload = "datasets-upload-store.data" in dash.ctx.triggered_prop_ids
     return time_column_choices(rows, None if new_upload else current)

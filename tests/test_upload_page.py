@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import text
@@ -639,6 +640,16 @@ def test_a_hidden_dataset_is_neither_offered_nor_writable(app, client, dash_app,
 # --- in a real browser ----------------------------------------------------------------------
 
 
+def retype(driver, row: int, new_type: str) -> None:
+    """Change the type of the column in ``row`` of the types grid with its select editor."""
+    wait_for(driver, f"#datasets-columns-grid .ag-row[row-index='{row}'] [col-id='type']").click()
+    wait_for(
+        driver, "#datasets-columns-grid .ag-cell-inline-editing .ag-picker-field-wrapper"
+    ).click()
+    option = f"//*[contains(@class, 'ag-list-item') and normalize-space() = '{new_type}']"
+    WebDriverWait(driver, WAIT).until(ec.element_to_be_clickable((By.XPATH, option))).click()
+
+
 @pytest.mark.browser
 def test_analyst_uploads_and_loads_tips_in_the_browser(driver, base_url, auth, database_url):  # noqa: F811
     sign_in(driver, base_url, auth, "ana@example.com", "analyst")
@@ -650,13 +661,7 @@ def test_analyst_uploads_and_loads_tips_in_the_browser(driver, base_url, auth, d
     chooser.send_keys(str(PLOTLY / "tips.csv"))
     wait_for(driver, "#datasets-preview-grid .ag-row")
     assert driver.find_element(By.ID, "datasets-name").get_attribute("value") == "tips"
-    # Retype "size" (the last row) from integer to float in the grid's select editor.
-    wait_for(driver, "#datasets-columns-grid .ag-row[row-index='6'] [col-id='type']").click()
-    wait_for(
-        driver, "#datasets-columns-grid .ag-cell-inline-editing .ag-picker-field-wrapper"
-    ).click()
-    option = "//*[contains(@class, 'ag-list-item') and normalize-space() = 'float']"
-    WebDriverWait(driver, WAIT).until(ec.element_to_be_clickable((By.XPATH, option))).click()
+    retype(driver, 6, "float")  # "size", the last row, from integer
     WebDriverWait(driver, WAIT).until(ec.element_to_be_clickable((By.ID, "datasets-load"))).click()
     WebDriverWait(driver, WAIT).until(
         ec.text_to_be_present_in_element((By.ID, "datasets-summary-loaded"), "243")
@@ -674,6 +679,32 @@ def test_analyst_uploads_and_loads_tips_in_the_browser(driver, base_url, auth, d
     grid = driver.find_element(By.ID, "datasets-columns-grid").rect["width"]
     headers = driver.find_elements(By.CSS_SELECTOR, "#datasets-columns-grid .ag-header-cell")
     assert sum(cell.rect["width"] for cell in headers) >= grid * 0.95
+
+
+@pytest.mark.browser
+def test_the_time_column_list_follows_type_edits_in_the_browser(driver, base_url, auth):  # noqa: F811
+    sign_in(driver, base_url, auth, "ana@example.com", "analyst")
+    driver.get(f"{base_url}/datasets")
+    wait_for(driver, "#datasets-upload input[type=file]").send_keys(
+        str(PLOTLY / "finance-charts-apple.csv")
+    )
+    wait_for(driver, "#datasets-preview-grid .ag-row")
+    chosen = driver.find_element(By.ID, "datasets-time-column")
+    assert chosen.get_attribute("value") == "date"
+
+    def offered() -> list[str]:
+        chosen.click()
+        listbox = driver.find_element(By.ID, chosen.get_attribute("aria-controls"))
+        found = [o.text for o in listbox.find_elements(By.CSS_SELECTOR, "[role='option']")]
+        chosen.send_keys(Keys.ESCAPE)
+        return found
+
+    assert offered() == ["date"]
+    retype(driver, 10, "timestamp")  # "direction"
+    WebDriverWait(driver, WAIT).until(lambda _: offered() == ["date", "direction"])
+    retype(driver, 0, "text")  # "date": no longer a time, so no longer the choice
+    WebDriverWait(driver, WAIT).until(lambda _: offered() == ["direction"])
+    assert chosen.get_attribute("value") == ""
 
 
 @pytest.mark.browser

@@ -278,7 +278,8 @@ class LiveHub:
                 feed.subscribers.discard(client)
             return
         limit = self.settings.max_subscriptions
-        if name not in client.subscriptions and len(client.subscriptions) >= limit:
+        held = self._held(client)
+        if name not in held and len(held) >= limit:
             text = f"a connection may hold at most {limit} subscriptions"
             client.offer_control(protocol.error("too_many_subscriptions", text, name))
             return
@@ -292,6 +293,11 @@ class LiveHub:
             return
         self._pending.append(Subscription(client, grant, message.get("since")))
         self._wake.set()
+
+    def _held(self, client: Client) -> set[str]:
+        """Return the datasets ``client`` subscribes to, counting those waiting for a tick."""
+        waiting = (request.grant.dataset for request in self._pending if request.client is client)
+        return set(client.subscriptions).union(waiting)
 
     # -- notifications and ticks --------------------------------------------------------
 

@@ -18,6 +18,7 @@ from flask_login import current_user
 
 from app.extensions import csrf
 from app.models import Role
+from app.security import API_PREFIX
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -142,6 +143,11 @@ def _guarded_layout(layout: Any, role: Role, forbidden: Callable[[], Any]) -> Ca
 
 def _check(dash_app: dash.Dash) -> Any:
     endpoint = request.endpoint or ""
+    if request.path.startswith(API_PREFIX):
+        if request.routing_exception is not None:
+            return None  # Flask answers it, as JSON under the API (app.security): 404 or 405
+        if endpoint in DASH_PAGE_ENDPOINTS:  # the pages' catch-all took a path the API lacks
+            return _json_error(404, "not_found", f"there is no API route {request.path}")
     if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith(PUBLIC_ENDPOINT_PREFIXES):
         return None
     if not current_user.is_authenticated:

@@ -23,7 +23,7 @@ from flask_cors import CORS
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Config
@@ -197,6 +197,21 @@ def _install_error_handlers(server: Flask) -> None:
         return error_json(
             400, "csrf_failed", "the CSRF token is missing or invalid; reload the page"
         )
+
+    @server.errorhandler(404)
+    @server.errorhandler(405)
+    def not_routed(exc: HTTPException) -> Any:
+        """Under the API, a path or method it does not have is answered in JSON."""
+        if not request.path.startswith(API_PREFIX):
+            return exc
+        if isinstance(exc, MethodNotAllowed):
+            allowed = sorted(set(exc.valid_methods or ()) - {"HEAD", "OPTIONS"})
+            response = error_json(
+                405, "method_not_allowed", f"{request.path} takes {', '.join(allowed)}"
+            )
+            response.headers["Allow"] = ", ".join(exc.valid_methods or ())
+            return response
+        return error_json(404, "not_found", f"there is no API route {request.path}")
 
     @server.errorhandler(413)
     def too_large(exc: HTTPException) -> Any:

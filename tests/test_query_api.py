@@ -274,6 +274,23 @@ def test_anonymous_callers_get_401(client, path):
     assert response.get_json()["error"]["code"] == "unauthorized"
 
 
+@pytest.mark.parametrize("signed_in", [True, False])
+def test_a_path_the_api_lacks_answers_404_in_json(client, viewer, signed_in):
+    response = client.get("/api/v1/nonexistent", headers=viewer if signed_in else {})
+    assert response.status_code == 404
+    assert response.get_json()["error"] == {
+        "code": "not_found",
+        "message": "there is no API route /api/v1/nonexistent",
+    }
+
+
+def test_a_method_a_route_lacks_answers_405_in_json(client, token_for, apple):
+    response = client.delete(BASE, headers=token_for("admin"))
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]
+
+
 BAD_EVENTS = [
     {"filter": "aapl_open'; DROP TABLE events; --:eq:1"},
     {"filter": "payload->>'x':eq:1"},

@@ -19,6 +19,7 @@ from app.guard import requires
 from app.hub import tokens as live_tokens
 from app.models import Role
 from etl.datasets import DatasetError, check_dataset_name
+from etl.parse import MAX_COLUMNS
 from etl.pipeline import IngestError, IngestOptions
 from etl.runs import run_now
 
@@ -149,6 +150,14 @@ def _read_batch(body: bytes) -> list[Any] | Response:
         return api_error(422, "empty_batch", "the batch holds no objects")
     if len(items) > MAX_PUSH_ROWS:
         return api_error(413, "too_many_rows", f"a batch may hold at most {MAX_PUSH_ROWS} rows")
+    # Checked before any work per column (and before a run is recorded), like a CSV header.
+    fields = {field for item in items if isinstance(item, dict) for field in item}
+    if len(fields) > MAX_COLUMNS:
+        return api_error(
+            422,
+            "too_many_columns",
+            f"the batch has {len(fields)} fields; a dataset may have at most {MAX_COLUMNS} columns",
+        )
     return items
 
 

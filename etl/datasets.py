@@ -11,6 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from etl.parse import MAX_COLUMNS
 from etl.partitions import lock_partitioning
 from etl.types import Column, ColumnType, TimestampStyle
 
@@ -62,9 +63,11 @@ def check_definition(
     key_columns: Sequence[str],
     time_of_day_column: str | None = None,
 ) -> None:
-    """Raise DatasetError unless the time and key columns name columns of the right types."""
+    """Raise DatasetError unless the columns fit a dataset and the time and key columns do."""
     if not columns:
         raise DatasetError("a dataset needs at least one column")
+    if len(columns) > MAX_COLUMNS:
+        raise DatasetError(f"a dataset may have at most {MAX_COLUMNS} columns")
     by_name = {column.name: column for column in columns}
     if len(by_name) != len(columns):
         raise DatasetError("column names must be unique")

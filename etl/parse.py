@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 
 SAMPLE_SIZE = 64 * 1024
 MAX_NAME_LENGTH = 63  # PostgreSQL silently truncates longer identifiers (NAMEDATALEN - 1)
+# The push path's rollup insert selects 4 columns per numeric field (3 + 4n <= 1664, the most
+# PostgreSQL allows in a target list, so at most 415); this leaves room, and keeps a wide file
+# from costing minutes of per-column work before it is refused.
+MAX_COLUMNS = 250
 
 ENCODINGS = {
     "utf-8": "UTF-8",
@@ -168,7 +172,11 @@ def normalise_name(label: str) -> str:
 
 
 def make_header(cells: list[str]) -> Header:
-    """Normalise header cells into unique names, numbering blanks and repeats."""
+    """Normalise header cells into unique names, numbering blanks and repeats.
+
+    :raises HeaderError: the header is empty, holds a NUL byte or has too many columns.
+    """
+    check_column_count(len(cells), "The header")
     labels = [cell.strip().lstrip("\ufeff").strip() for cell in cells]
     if not any(labels):
         raise HeaderError("The header row is empty: the first line must name the columns.")
@@ -176,16 +184,30 @@ def make_header(cells: list[str]) -> Header:
         raise HeaderError("A column name contains a NUL byte.")
     names: list[str] = []
     taken: set[str] = set()
+    numbered: dict[str, int] = {}  # per base name, the number its last repeat got
     for position, label in enumerate(labels, start=1):
         base = normalise_name(label) or f"column_{position}"
-        name, count = base, 1
+        # Numbers below the last one given were taken then, and still are: start after it.
+        name, count = base, numbered.get(base, 1)
         while name in taken:
             count += 1
             suffix = f"_{count}"
             name = base[: MAX_NAME_LENGTH - len(suffix)] + suffix
+        numbered[base] = count
         taken.add(name)
         names.append(name)
     return Header(names, labels)
+
+
+def check_column_count(count: int, what: str) -> None:
+    """Refuse more columns than a dataset may have; ``what`` names what has them.
+
+    :raises HeaderError: ``count`` is over ``MAX_COLUMNS``.
+    """
+    if count > MAX_COLUMNS:
+        raise HeaderError(
+            f"{what} has {count} columns; a dataset may have at most {MAX_COLUMNS} columns."
+        )
 
 
 class _CountingSource(io.RawIOBase):

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etl.parse import (
+    MAX_COLUMNS,
     SAMPLE_SIZE,
     CsvError,
     CsvFormat,
@@ -339,6 +340,22 @@ def test_hostile_header_cells_become_safe_unique_identifiers() -> None:
     assert header.labels == [cell.strip().lstrip("\ufeff") for cell in hostile]
     assert len(set(header.names)) == len(header.names)
     assert all(IDENTIFIER.fullmatch(name) and len(name) <= 63 for name in header.names)
+
+
+def test_repeated_header_names_are_numbered_in_order_skipping_names_taken() -> None:
+    cells = ["a", "a_3", *["a"] * 5, "x" * 100, *["x" * 100] * 11, *["Name"] * 200]
+    names = make_header(cells).names
+    assert names[:7] == ["a", "a_3", "a_2", "a_4", "a_5", "a_6", "a_7"]
+    assert names[7:19] == ["x" * 63] + ["x" * 61 + f"_{n}" for n in range(2, 10)] + [
+        "x" * 60 + f"_{n}" for n in range(10, 13)
+    ]
+    assert names[19:] == ["name"] + [f"name_{n}" for n in range(2, 201)]
+
+
+def test_a_header_with_more_columns_than_a_dataset_may_have_is_refused() -> None:
+    assert len(make_header(["v"] * MAX_COLUMNS).names) == MAX_COLUMNS
+    with pytest.raises(HeaderError, match=f"{MAX_COLUMNS + 1} columns; a dataset may have at most"):
+        make_header(["v"] * (MAX_COLUMNS + 1))
 
 
 @FAST

@@ -9,8 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import psycopg
 from flask import Flask
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from app.config import Config, ConfigError
 from app.extensions import db
@@ -45,7 +46,19 @@ def app_context() -> Iterator[Flask]:
             embedded.release()
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group; a database it cannot reach is one line of error, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, psycopg.OperationalError) as exc:
+            cause = str(getattr(exc, "orig", None) or exc).strip()
+            reason = cause.splitlines()[0] if cause else type(exc).__name__
+            raise click.ClickException(f"cannot reach the database: {reason}") from exc
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Insight-Wave: real-time analytics on PostgreSQL."""
 

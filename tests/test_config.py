@@ -89,6 +89,25 @@ def test_cli_reports_a_config_error_without_a_traceback(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["users", "list"], ["db", "upgrade"], ["ingest", __file__, "--dataset", "x"], ["worker"]],
+)
+def test_cli_says_in_one_line_that_the_database_cannot_be_reached(tmp_path, command):
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    nothing_listens = "postgresql://u:secret@127.0.0.1:1/db"
+    result = CliRunner(
+        env={"INSIGHTWAVE_DATA_DIR": str(tmp_path), "DATABASE_URL": nothing_listens}
+    ).invoke(main, command)
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: cannot reach the database: connection failed:"), last
+    assert "Connection refused" in last and "secret" not in result.output
+
+
 def test_hub_settings_are_read(tmp_path):
     settings = config(
         tmp_path,

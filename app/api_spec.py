@@ -20,6 +20,8 @@ from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import SecureType
 from spectree.plugins.flask_plugin import FlaskPlugin
 
+from app.charts import MAX_FILTERS
+
 VALIDATION_STATUS = 400
 
 
@@ -164,7 +166,8 @@ FILTER_HELP = (
     "Repeatable `field:op:value`. Operators: numbers eq, ne, lt, lte, gt, gte, in, "
     "between (`low,high`, both included); "
     "text and timestamps eq, ne, contains (case-insensitive), in; booleans eq, ne. "
-    "`in` takes comma-separated values. Field names come from the dataset's columns."
+    "`in` takes comma-separated values. Field names come from the dataset's columns. "
+    f"At most {MAX_FILTERS} filters."
 )
 
 
@@ -175,7 +178,9 @@ class EventsQuery(BaseModel):
     to: datetime | None = Field(None, description="exclusive, ISO 8601")
     limit: int = Field(100, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=200, description="next_cursor of a page")
-    filter: list[str] = Field(default_factory=list, description=FILTER_HELP)
+    filter: list[str] = Field(
+        default_factory=list, max_length=MAX_FILTERS, description=FILTER_HELP
+    )
 
 
 class Event(BaseModel):
@@ -197,7 +202,9 @@ class SeriesQuery(BaseModel):
     bucket: Literal["minute", "hour", "day"] = "hour"
     agg: Literal["count", "sum", "avg", "min", "max", "p50", "p95"] = "count"
     field: str | None = Field(None, description="a numeric column; needed unless agg=count")
-    filter: list[str] = Field(default_factory=list, description=FILTER_HELP)
+    filter: list[str] = Field(
+        default_factory=list, max_length=MAX_FILTERS, description=FILTER_HELP
+    )
     group_by: str | None = Field(
         None,
         max_length=200,

@@ -48,7 +48,7 @@ BUCKETS = {  # bucket name -> width
 VIEWS = ("line", "bar", "area", "scatter", "table")
 TARGET_POINTS = 120  # the automatic bucket aims at about this many points per line
 MAX_POINTS = 5000  # a chosen bucket may not make a line longer than this
-MAX_FILTERS = 10
+MAX_FILTERS = 10  # filters of one chart in Explore, or of one API query
 MAX_SPAN = timedelta(days=3660)
 DEFAULT_TOP = 5
 

@@ -302,6 +302,7 @@ BAD_EVENTS = [
     {"filter": "direction:lt:x"},
     {"filter": "no operator"},
     {"filter": "aapl_open:in:" + ",".join(["1"] * 101)},
+    {"filter": ["aapl_open:gte:1"] * 11},  # one request holding a worker for seconds
     {"filter": "aapl_open:between:100,95"},
     {"filter": "aapl_open:between:95"},
     {"filter": "aapl_open:between:1,2,3"},
@@ -329,6 +330,7 @@ def test_bad_event_queries_get_400_in_the_error_shape(client, viewer, apple, par
 
 
 BAD_SERIES = [
+    {"filter": ["aapl_open:gte:1"] * 11},
     {"agg": "sum", "field": "aapl_open) FROM users; --"},
     {"agg": "sum", "field": "direction"},
     {"agg": "sum"},

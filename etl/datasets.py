@@ -22,6 +22,10 @@ class DatasetError(ValueError):
     """A dataset definition or name was refused; the message is for the user."""
 
 
+class DatasetExists(DatasetError):
+    """A dataset of that name already exists (perhaps created since the caller looked)."""
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """What loading needs to know about a dataset."""
@@ -121,7 +125,8 @@ def create_dataset(
 ) -> DatasetSpec:
     """Create a dataset in the caller's transaction.
 
-    :raises DatasetError: for a bad definition or a name already taken.
+    :raises DatasetExists: for a name already taken.
+    :raises DatasetError: for a bad definition.
     """
     check_dataset_name(name)
     check_definition(columns, time_column, key_columns, time_of_day_column)
@@ -144,7 +149,7 @@ def create_dataset(
                 ),
             ).fetchone()
     except psycopg.errors.UniqueViolation as exc:
-        raise DatasetError(f"a dataset called {name!r} already exists") from exc
+        raise DatasetExists(f"a dataset called {name!r} already exists") from exc
     assert row is not None
     return DatasetSpec(
         id=row[0],

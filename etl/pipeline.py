@@ -13,7 +13,7 @@ import polars as pl
 import psycopg
 
 from etl.columnar import ColumnarRefused, PreparedBatch, prepare_batches
-from etl.datasets import DatasetError, DatasetSpec, create_dataset, get_dataset
+from etl.datasets import DatasetError, DatasetExists, DatasetSpec, create_dataset, get_dataset
 from etl.load import load_events, load_frames, store_rejections
 from etl.parse import SAMPLE_SIZE as PEEK_SIZE
 from etl.parse import CsvError, CsvReader, Header, Record, detect_format, make_header
@@ -287,16 +287,24 @@ def _dataset_for(
         for row in sample
         if time_column is not None and len(row) == len(header.names)
     ]
-    dataset = create_dataset(
-        conn,
-        options.dataset,
-        columns,
-        time_column=time_column,
-        time_of_day_column=time_of_day,
-        key_columns=[_column_name(header, key) for key in options.key_columns],
-        day_first=infer_timestamp_style(stamps).day_first if stamps else False,
-        owner_id=options.owner_id,
-    )
+    try:
+        dataset = create_dataset(
+            conn,
+            options.dataset,
+            columns,
+            time_column=time_column,
+            time_of_day_column=time_of_day,
+            key_columns=[_column_name(header, key) for key in options.key_columns],
+            day_first=infer_timestamp_style(stamps).day_first if stamps else False,
+            owner_id=options.owner_id,
+        )
+    except DatasetExists:
+        # Another load created it since we looked (concurrent first pushes) and has committed
+        # (the insert waited for it): its definition stands, and this data is appended to it.
+        existing = get_dataset(conn, options.dataset)
+        if existing is None:
+            raise
+        return existing, False
     return dataset, True
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
 import orjson
 import psycopg
 import pytest
@@ -10,6 +15,7 @@ from app.database import libpq_url
 from app.extensions import db
 from app.tokens import create_token
 from app.users import get_user
+from etl.datasets import get_dataset
 
 ROWS = [
     {"time": "2024-05-01T10:00:00Z", "sensor": "a", "value": 1.5},
@@ -190,3 +196,62 @@ def test_a_field_name_with_a_nul_byte_is_a_422(client, token_for):
     response = push(client, token_for("analyst"), [{"\u0000": 1, "v": 2}])
     assert response.status_code == 422
     assert "NUL" in response.get_json()["error"]["message"]
+
+
+def test_concurrent_first_pushes_to_a_new_dataset_all_load(base_url, token_for, database_url):
+    headers = {**token_for("analyst"), "Content-Type": "application/json"}
+    pushers = 12
+    start = threading.Barrier(pushers)
+
+    def push_one(n):
+        row = {"time": f"2024-05-01T10:00:{n:02}Z", "sensor": f"s{n}", "value": n}
+        request = urllib.request.Request(
+            f"{base_url}/api/v1/datasets/race/events",
+            data=orjson.dumps([row]),
+            headers=headers,
+            method="POST",
+        )
+        start.wait()
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return response.status, orjson.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, orjson.loads(error.read())
+
+    with ThreadPoolExecutor(pushers) as pool:
+        answers = list(pool.map(push_one, range(pushers)))
+    assert all(status in {200, 201} for status, _ in answers), answers
+    assert sorted(status for status, _ in answers) == [200] * (pushers - 1) + [201]
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        sensors = conn.execute("SELECT payload ->> 'sensor' FROM events").fetchall()
+    assert sorted(sensor for (sensor,) in sensors) == sorted(f"s{n}" for n in range(pushers))
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [ROWS[:1], [{"time": "2024-05-01T10:00:05Z", "sensor": "c", "value": "seven"}], [{"x": 1}]],
+    ids=["fits", "a row that does not fit", "no column in common"],
+)
+def test_a_push_that_lost_the_race_to_create_is_an_append(client, token_for, monkeypatch, batch):
+    import etl.pipeline
+
+    headers = token_for("analyst")
+    assert push(client, headers, ROWS[1:]).status_code == 201
+    appended = push(client, headers, batch)
+    push(client, headers, ROWS[1:], dataset="raced")
+    looked = []
+
+    def created_since_we_looked(conn, name):  # as if another push created it meanwhile
+        looked.append(name)
+        return None if len(looked) == 1 else get_dataset(conn, name)
+
+    monkeypatch.setattr(etl.pipeline, "get_dataset", created_since_we_looked)
+    raced = push(client, headers, batch, dataset="raced")
+    assert looked == ["raced", "raced"]
+    assert raced.status_code == appended.status_code
+
+    def answer(response, name):
+        body = {k: v for k, v in response.get_json().items() if k not in {"dataset", "run_id"}}
+        return orjson.dumps(body).decode().replace(repr(name), "NAME")
+
+    assert answer(raced, "raced") == answer(appended, "sensors")

@@ -51,7 +51,7 @@ def me() -> Any:
 @requires(Role.ANALYST)
 @spec.validate(
     json=PushedEvents,
-    resp=responses(PushSummary, 400, 413, 415, 422, ok_statuses=(200, 201)),  # 201: created
+    resp=responses(PushSummary, 400, 404, 413, 415, 422, ok_statuses=(200, 201)),  # 201: created
     skip_validation=True,
     tags=["datasets"],
 )
@@ -67,7 +67,9 @@ def push_events(name: str) -> Any:
     if key is not None and (not key.isprintable() or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY):
         return api_error(400, "bad_idempotency_key", "Idempotency-Key: 1 to 200 printable chars")
     if dataset_exists(name) and find_visible_dataset(current_user, name) is None:
-        return api_error(403, "forbidden", f"you may not write to dataset {name!r}")
+        # As the read routes answer: a dataset one may not see is not revealed to exist.
+        # Whoever may see a dataset may push to it, so there is no 403 for a visible one.
+        return api_error(404, "not_found", f"no dataset {name!r}")
     body = request.get_data(cache=False)
     items = _read_batch(body)
     if isinstance(items, Response):

@@ -255,3 +255,42 @@ def test_a_push_that_lost_the_race_to_create_is_an_append(client, token_for, mon
         return orjson.dumps(body).decode().replace(repr(name), "NAME")
 
     assert answer(raced, "raced") == answer(appended, "sensors")
+
+
+def restrict(database_url, dataset, *grantees):
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        conn.execute("UPDATE datasets SET visibility = 'restricted' WHERE name = %s", (dataset,))
+        for email in grantees:
+            conn.execute(
+                "INSERT INTO dataset_grants (dataset_id, user_id) SELECT d.id, u.id "
+                "FROM datasets d, users u WHERE d.name = %s AND u.email = %s",
+                (dataset, email),
+            )
+
+
+def test_a_push_to_a_dataset_one_may_not_see_is_a_404_like_a_read(client, token_for, database_url):
+    assert push(client, token_for("admin"), ROWS, dataset="secret_a").status_code == 201
+    restrict(database_url, "secret_a")
+    analyst = token_for("analyst")
+    pushed = push(client, analyst, ROWS, dataset="secret_a")
+    read = client.get("/api/v1/datasets/secret_a", headers=analyst)
+    assert pushed.status_code == read.status_code == 404
+    assert (
+        pushed.get_json()
+        == read.get_json()
+        == {"error": {"code": "not_found", "message": "no dataset 'secret_a'"}}
+    )
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 3
+
+
+def test_a_restricted_dataset_takes_pushes_from_those_who_may_see_it(
+    client, auth, token_for, database_url
+):
+    owner = token_for("analyst")
+    grantee = {"Authorization": f"Bearer {auth.api_token('grantee@example.com', 'analyst')}"}
+    assert push(client, owner, ROWS[:1], dataset="secret_b").status_code == 201
+    restrict(database_url, "secret_b", "grantee@example.com")
+    assert push(client, owner, ROWS[1:2], dataset="secret_b").status_code == 200
+    assert push(client, grantee, ROWS[2:], dataset="secret_b").status_code == 200
+    assert push(client, token_for("viewer"), ROWS, dataset="secret_b").status_code == 403

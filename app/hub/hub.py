@@ -5,7 +5,8 @@ tick the hub reads each changed dataset's new events once (``id > cursor``) and 
 same encoded message to every subscriber. Ingest commits into one dataset are serialised by
 a transaction lock (``etl.load``), so within a dataset ids appear in commit order and a
 cursor never skips a row. After the LISTEN connection comes back, every dataset is read
-from its cursor, so no update is missed.
+from its cursor, so no update is missed. Every re-check interval, each connection's session
+and, in one query for all of them, every subscription's visibility are checked again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy.exc import SQLAlchemyError
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -62,7 +64,7 @@ class HubSettings:
     queue_size: int = 64  # messages waiting for one client before it counts as slow
     max_points: int = 2000  # points in one message; more in one tick means resync
     token_max_age: int = 60  # seconds
-    recheck: float = 30.0  # seconds between checks that a client's session still holds
+    recheck: float = 30.0  # seconds between checks that sessions and subscriptions still hold
     origins: tuple[str, ...] = ()  # browser origins allowed (empty: the token's own origin)
     metrics_token: str | None = None  # a bearer token that may read /metrics from anywhere
     proxy_count: int = 0  # proxies in front (then loopback alone may not read /metrics)
@@ -119,6 +121,7 @@ class LiveHub:
                 asyncio.create_task(self._listen(), name="hub-listen"),
                 asyncio.create_task(self._tick(), name="hub-tick"),
                 asyncio.create_task(self._heartbeat(), name="hub-heartbeat"),
+                asyncio.create_task(self._recheck_visibility(), name="hub-recheck"),
             ]
             if ready is not None:
                 ready(self.bound_port)
@@ -252,6 +255,51 @@ class LiveHub:
                 return
             await asyncio.sleep(self.settings.recheck)
 
+    async def _recheck_visibility(self) -> None:
+        """Every interval, end the subscriptions to datasets their users may no longer see."""
+        while True:
+            await asyncio.sleep(self.settings.recheck)
+            asked = self._subscribed_pairs()
+            if not asked:
+                continue
+            try:
+                visible = await asyncio.to_thread(self.access.still_visible, asked)
+            except SQLAlchemyError as exc:  # checked again at the next interval
+                log.warning("hub cannot re-check subscriptions (%s)", exc)
+                continue
+            self._end_subscriptions(asked - visible)
+
+    def _subscribed_pairs(self) -> set[tuple[int, int]]:
+        """Return (user id, dataset id) of every subscription, those waiting for a tick too."""
+        pairs = {
+            (client.claims.user_id, feed.dataset_id)
+            for client in self.clients
+            for feed in client.subscriptions.values()
+        }
+        return pairs | {(r.client.claims.user_id, r.grant.dataset_id) for r in self._pending}
+
+    def _end_subscriptions(self, lost: set[tuple[int, int]]) -> None:
+        """Drop the subscriptions of ``lost`` (user id, dataset id) and tell their clients."""
+        if not lost:
+            return
+        ended: set[tuple[Client, str]] = set()
+        kept: list[Subscription] = []
+        for request in self._pending:
+            if (request.client.claims.user_id, request.grant.dataset_id) in lost:
+                ended.add((request.client, request.grant.dataset))
+            else:
+                kept.append(request)
+        self._pending = kept
+        for client in self.clients:
+            for name, feed in list(client.subscriptions.items()):
+                if (client.claims.user_id, feed.dataset_id) in lost:
+                    feed.subscribers.discard(client)
+                    del client.subscriptions[name]
+                    ended.add((client, name))
+        for client, name in ended:
+            client.offer_control(_not_found(name))
+        self.stats["subscriptions_ended"] += len(ended)
+
     async def _end_session(self, client: Client) -> None:
         client.unsubscribe_all()
         message = "your session has ended; sign in again"
@@ -288,8 +336,10 @@ class LiveHub:
             if grant == "session_ended":
                 await self._end_session(client)
                 return
-            text = f"no dataset {name!r} you may see" if grant == "not_found" else "not allowed"
-            client.offer_control(protocol.error(grant, text, name))
+            if grant == "not_found":
+                client.offer_control(_not_found(name))
+            else:
+                client.offer_control(protocol.error(grant, "not allowed", name))
             return
         self._pending.append(Subscription(client, grant, message.get("since")))
         self._wake.set()
@@ -435,6 +485,11 @@ class LiveHub:
         while True:
             await asyncio.sleep(self.settings.heartbeat)
             broadcast(self.clients, protocol.heartbeat(self.settings.heartbeat))
+
+
+def _not_found(dataset: str) -> bytes:
+    """The error for a dataset the user may not see: as in the API, it looks absent."""
+    return protocol.error("not_found", f"no dataset {dataset!r} you may see", dataset)
 
 
 def _problem(code: str, message: str) -> dict[str, Any]:

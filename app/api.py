@@ -137,7 +137,10 @@ def _read_batch(body: bytes) -> list[Any] | Response:
     mimetype = request.mimetype
     try:
         if mimetype in {"application/x-ndjson", "application/ndjson"}:
-            items = [orjson.loads(line) for line in body.splitlines() if line.strip()]
+            parsed = _read_ndjson(body)
+            if isinstance(parsed, Response):
+                return parsed
+            items = parsed
         elif mimetype == "application/json":
             items = orjson.loads(body)
         else:
@@ -160,6 +163,19 @@ def _read_batch(body: bytes) -> list[Any] | Response:
             "too_many_columns",
             f"the batch has {len(fields)} fields; a dataset may have at most {MAX_COLUMNS} columns",
         )
+    return items
+
+
+def _read_ndjson(body: bytes) -> list[Any] | Response:
+    """Parse each line alone; a bad one is reported by its line in the body, not in itself."""
+    items = []
+    for number, line in enumerate(body.splitlines(), start=1):
+        if line.strip():
+            try:
+                items.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                where = f"line {number} column {exc.colno}"
+                return api_error(400, "bad_json", f"the body is not valid JSON: {exc.msg}: {where}")
     return items
 
 

@@ -294,3 +294,16 @@ def test_a_restricted_dataset_takes_pushes_from_those_who_may_see_it(
     assert push(client, owner, ROWS[1:2], dataset="secret_b").status_code == 200
     assert push(client, grantee, ROWS[2:], dataset="secret_b").status_code == 200
     assert push(client, token_for("viewer"), ROWS, dataset="secret_b").status_code == 403
+
+
+def test_a_bad_ndjson_line_is_reported_at_its_line_in_the_body(client, token_for):
+    headers = token_for("analyst")
+    body = b'{"a":1}\n{bad\n{"a":2}'
+    response = push(client, headers, body, content_type="application/x-ndjson")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "bad_json"
+    assert error["message"].endswith(": line 2 column 2"), error["message"]
+    blank_lines = b'{"a":1}\r\n\n\r\n{"a":2}\n  {"a": tru}\n'
+    response = push(client, headers, blank_lines, content_type="application/x-ndjson")
+    assert response.get_json()["error"]["message"].endswith(": line 5 column 9")

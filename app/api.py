@@ -204,12 +204,13 @@ def _load(conn: Any, name: str, items: list[Any]) -> dict[str, Any] | Response:
 
 
 def _stored_response(conn: Any, name: str, key: str) -> tuple[dict[str, Any], bytes | None] | None:
-    """The answer stored under ``key`` and the SHA-256 of the body it answered (None before
-    migration 0008 kept it)."""
+    """The answer stored under this user's ``key`` and the SHA-256 of the body it answered
+    (None before migration 0008 kept it). Each user's keys are their own (migration 0010)."""
     row = conn.execute(
         "SELECT k.response, k.request_sha256 FROM idempotency_keys k "
-        "JOIN datasets d ON d.id = k.dataset_id WHERE d.name = %s AND k.key = %s",
-        (name, key),
+        "JOIN datasets d ON d.id = k.dataset_id "
+        "WHERE d.name = %s AND k.user_id = %s AND k.key = %s",
+        (name, current_user.id, key),
     ).fetchone()
     return (dict(row[0]), row[1]) if row is not None else None
 

@@ -10,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import orjson
 import psycopg
 import pytest
+from alembic import command
 
+from app import migrate
 from app.database import libpq_url
 from app.extensions import db
 from app.tokens import create_token
@@ -307,3 +309,52 @@ def test_a_bad_ndjson_line_is_reported_at_its_line_in_the_body(client, token_for
     blank_lines = b'{"a":1}\r\n\n\r\n{"a":2}\n  {"a": tru}\n'
     response = push(client, headers, blank_lines, content_type="application/x-ndjson")
     assert response.get_json()["error"]["message"].endswith(": line 5 column 9")
+
+
+def test_idempotency_keys_are_each_users_own(client, auth, token_for):
+    analyst = token_for("analyst")
+    other = {"Authorization": f"Bearer {auth.api_token('analyst2@example.com', 'analyst')}"}
+    first = push(client, analyst, ROWS, **{"Idempotency-Key": "mine"})
+    assert first.status_code == 201
+    same = push(client, other, ROWS, **{"Idempotency-Key": "mine"})
+    assert (same.status_code, same.headers.get("Idempotent-Replayed")) == (200, None)
+    assert (same.get_json()["rows_duplicate"], same.get_json()["run_id"]) == (
+        3,
+        first.get_json()["run_id"] + 1,
+    )
+    another = push(client, other, ROWS[:1], **{"Idempotency-Key": "mine"})
+    assert (another.status_code, another.get_json()["error"]["code"]) == (
+        422,
+        "idempotency_key_reused",  # other's own key now, for other's first batch
+    )
+    again = push(client, analyst, ROWS, **{"Idempotency-Key": "mine"})
+    assert (again.headers["Idempotent-Replayed"], again.get_json()) == ("true", first.get_json())
+
+
+def test_a_key_stored_before_keys_were_per_user_still_replays_for_its_user(fresh_database):
+    url = fresh_database()
+    command.upgrade(migrate.alembic_config(url), "0009")
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute(
+            "INSERT INTO users (id, email, role) OVERRIDING SYSTEM VALUE "
+            "VALUES (42, 'a@example.com', 'analyst');"
+            "INSERT INTO datasets (name, label, columns) VALUES ('old', 'old', '[]');"
+            "INSERT INTO ingest_runs (id, dataset_name, source_kind, source, options, created_by)"
+            " OVERRIDING SYSTEM VALUE VALUES (7, 'old', 'push', '{}', '{}', 42);"
+            "INSERT INTO idempotency_keys (dataset_id, key, user_id, response) "
+            "SELECT id, 'k', 42, '{\"run_id\": 7}' FROM datasets;"
+            "INSERT INTO idempotency_keys (dataset_id, key, user_id, response) "
+            "SELECT id, 'no user', NULL, '{\"run_id\": 7}' FROM datasets"
+        )
+    migrate.upgrade(url)
+    with psycopg.connect(libpq_url(url)) as conn:
+        keys = conn.execute("SELECT key, user_id FROM idempotency_keys ORDER BY key").fetchall()
+        assert keys == [("k", 42), ("no user", 42)]  # the run says whose it was
+        conn.execute(
+            "INSERT INTO idempotency_keys (dataset_id, key, user_id, response) "
+            "SELECT id, 'k', 43, '{}' FROM datasets"
+        )
+    command.downgrade(migrate.alembic_config(url), "0009")
+    with psycopg.connect(libpq_url(url)) as conn:
+        keys = conn.execute("SELECT key, user_id FROM idempotency_keys ORDER BY key").fetchall()
+        assert keys == [("k", 42), ("no user", 42)]  # the first to use a key keeps it

@@ -168,3 +168,29 @@ def test_sign_out_through_the_user_menu(driver, base_url, auth):
     WebDriverWait(driver, WAIT).until(ec.url_contains("/login"))
     assert driver.current_url.startswith(f"{base_url}/login")
     wait_for(driver, "#login-form")
+
+
+def test_on_a_narrow_screen_the_burger_opens_and_closes_the_navigation(driver, base_url, auth):
+    driver.set_window_size(400, 800)
+    sign_in(driver, base_url, auth, "nan@example.com", "analyst")
+    navbar = driver.find_element(By.ID, "shell-navbar")
+
+    def shown() -> bool:
+        return navbar.rect["x"] + navbar.rect["width"] > 0
+
+    WebDriverWait(driver, WAIT).until(lambda _: not shown())
+    driver.find_element(By.ID, "home-title").click()  # the page is not under the navigation
+    assert not driver.find_element(By.ID, "shell-user-email").is_displayed()
+    burger = driver.find_element(By.ID, "shell-burger")
+    burger.click()
+    WebDriverWait(driver, WAIT).until(lambda _: shown())
+    screenshot(driver, "narrow-navigation.png")
+    link = navbar.find_element(By.CSS_SELECTOR, "a[href='/explore']")
+    WebDriverWait(driver, WAIT).until(ec.element_to_be_clickable(link)).click()
+    WebDriverWait(driver, WAIT).until(ec.url_to_be(f"{base_url}/explore"))
+    WebDriverWait(driver, WAIT).until(lambda _: not shown())
+    burger.click()
+    WebDriverWait(driver, WAIT).until(lambda _: shown())
+    burger.click()
+    WebDriverWait(driver, WAIT).until(lambda _: not shown())
+    assert driver.get_window_size()["width"] <= 420

@@ -40,6 +40,8 @@ CALLBACK_RULES = {
     ROUTER: Role.VIEWER,
     "_pages_dummy.children": CLIENTSIDE,
     "shell-provider.forceColorScheme": CLIENTSIDE,
+    "shell.navbar": CLIENTSIDE,
+    "shell-burger.opened": CLIENTSIDE,
     "..admin-groups-grid.rowData...admin-groups-datasets-grid.rowData...admin-groups-members.data"
     "...admin-groups-grant-users.data...admin-groups-grant-groups.data..": Role.ADMIN,
     "admin-groups-members.value": Role.ADMIN,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import dash
@@ -54,7 +55,9 @@ def _user_menu() -> dmc.Menu:
                     dmc.Group(
                         [
                             dmc.Avatar(current_user.email[:1].upper(), radius="xl", size="sm"),
-                            html.Span(current_user.email, id="shell-user-email"),
+                            dmc.Text(  # narrow screens: the avatar, and the menu says who
+                                current_user.email, id="shell-user-email", visibleFrom="sm"
+                            ),
                             dmc.Badge(role, color=ROLE_COLORS[role], id="shell-role-badge"),
                         ],
                         gap="xs",
@@ -74,6 +77,12 @@ def _user_menu() -> dmc.Menu:
     )
 
 
+def navbar_settings(opened: bool) -> dict[str, Any]:
+    """The navigation beside the page from the ``sm`` breakpoint up; below it, opened by the
+    header's burger over the page and closed again by it or by following a link."""
+    return {"width": 230, "breakpoint": "sm", "collapsed": {"mobile": not opened}}
+
+
 def shell_layout() -> Any:
     """Build the page frame for the signed-in user (the guard keeps anonymous users out)."""
     if not current_user.is_authenticated:
@@ -82,10 +91,18 @@ def shell_layout() -> Any:
         [
             dmc.Group(
                 [
+                    dmc.Burger(
+                        id="shell-burger",
+                        hiddenFrom="sm",
+                        size="sm",
+                        opened=False,
+                        **{"aria-label": "Navigation"},
+                    ),
                     html.Img(src="/assets/logo.svg", className="shell-logo", alt=""),
-                    dmc.Title("Insight-Wave", order=3),
+                    dmc.Title("Insight-Wave", order=3, visibleFrom="xs"),
                 ],
                 gap="xs",
+                wrap="nowrap",
             ),
             dmc.Group(
                 [
@@ -99,9 +116,11 @@ def shell_layout() -> Any:
                     _user_menu(),
                 ],
                 gap="md",
+                wrap="nowrap",
             ),
         ],
         justify="space-between",
+        wrap="nowrap",
         h="100%",
         px="md",
     )
@@ -120,15 +139,16 @@ def shell_layout() -> Any:
                     dmc.AppShellMain(dash.page_container, id="shell-main"),
                 ],
                 header={"height": 60},
-                navbar={"width": 230, "breakpoint": "sm"},
+                navbar=navbar_settings(opened=False),
                 padding="lg",
+                id="shell",
             ),
         ],
     )
 
 
 def register_shell_callbacks(dash_app: dash.Dash) -> None:
-    """Switch between the light and dark theme in the browser, no server round trip.
+    """Switch the theme and open or close the narrow screens' navigation in the browser.
 
     Mantine marks ``<html>``; AG Grid's built-in theme follows ``data-ag-theme-mode`` on a
     parent of its grids; Plotly's charts follow the stylesheet (``assets/shell.css``).
@@ -141,4 +161,19 @@ def register_shell_callbacks(dash_app: dash.Dash) -> None:
         }""",
         Output("shell-provider", "forceColorScheme"),
         Input("shell-theme-switch", "checked"),
+    )
+    dash_app.clientside_callback(  # type: ignore[no-untyped-call]
+        f"""function (opened) {{
+            const settings = {json.dumps(navbar_settings(opened=False))};
+            settings.collapsed.mobile = !opened;
+            return settings;
+        }}""",
+        Output("shell", "navbar"),
+        Input("shell-burger", "opened"),
+    )
+    dash_app.clientside_callback(  # type: ignore[no-untyped-call]
+        "function (_path) { return false; }",  # a link followed closes the navigation
+        Output("shell-burger", "opened"),
+        Input("shell-location", "pathname"),
+        prevent_initial_call=True,
     )

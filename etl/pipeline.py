@@ -300,8 +300,10 @@ def _dataset_for(
         )
     except DatasetExists:
         # Another load created it since we looked (concurrent first pushes) and has committed
-        # (the insert waited for it): its definition stands, and this data is appended to it.
-        existing = get_dataset(conn, options.dataset)
+        # (the insert waited for it): its definition stands, and this data is appended to it,
+        # unless this load chose a definition of its own, which would be silently ignored.
+        chose = options.time_column or options.key_columns or options.column_types
+        existing = None if chose else get_dataset(conn, options.dataset)
         if existing is None:
             raise
         return existing, False

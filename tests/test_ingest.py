@@ -184,3 +184,33 @@ def test_a_file_with_columns_the_dataset_lacks_is_refused(runner, tmp_path):
     )
     assert result.exit_code == 1
     assert "does not have" in result.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "appended"), [((), True), (("--key", "day"), False)], ids=["plain", "with a key"]
+)
+def test_a_load_that_lost_the_race_to_create_appends_unless_it_defined_the_dataset(
+    runner, tmp_path, monkeypatch, extra, appended
+):
+    import etl.pipeline
+    from etl.datasets import get_dataset
+
+    path = tmp_path / "tips.csv"
+    path.write_text("day,total\nSun,1\nMon,2\n")
+    ingest(runner, path, "tips")
+    looked = []
+
+    def created_since_we_looked(conn, name):  # as if another load created it meanwhile
+        looked.append(name)
+        return None if len(looked) == 1 else get_dataset(conn, name)
+
+    monkeypatch.setattr(etl.pipeline, "get_dataset", created_since_we_looked)
+    path.write_text("day,total\nTue,3\n")
+    result = runner.invoke(main, ["ingest", str(path), "--dataset", "tips", "--json", *extra])
+    if appended:
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output.strip().splitlines()[-1])
+        assert (summary["created"], summary["rows_loaded"]) == (False, 1)
+    else:  # its key is not the dataset's: refused rather than silently ignored
+        assert result.exit_code == 1
+        assert "a dataset called 'tips' already exists" in result.output

@@ -30,6 +30,7 @@ from etl.jobs import (
     enqueue_job_run,
     make_trigger,
     set_paused,
+    unfinished_run,
     update_job,
 )
 from etl.pipeline import IngestOptions
@@ -135,6 +136,12 @@ def _resume(conn: psycopg.Connection[Any], job_id: int, name: str) -> str:
 def _run_now(conn: psycopg.Connection[Any], job_id: int, name: str) -> str:
     run_ids = enqueue_job_run(conn, job_id)
     if not run_ids:
+        waiting = unfinished_run(conn, job_id)
+        if waiting is not None:
+            raise JobViewError(
+                f"Job {name!r} queued nothing: its run {waiting} is still loading or "
+                "waiting to retry."
+            )
         raise JobViewError(
             f"Job {name!r} queued nothing: it is paused, or its folder has no new files."
         )

@@ -280,15 +280,33 @@ def delete_job(conn: psycopg.Connection[Any], job_id: int) -> bool:
 def enqueue_job_run(conn: psycopg.Connection[Any], job_id: int) -> list[int]:
     """Record the queued runs for one firing of a job and return their ids.
 
-    A folder job gets one run per new CSV file in its folder; other jobs get one run. A
-    deleted or paused job gets none.
+    A folder job gets one run per new CSV file in its folder; other jobs get one run, unless
+    their last run is loading or waiting to retry. A deleted or paused job gets none.
     """
     job = get_job(conn, job_id)
     if job is None or job.paused:
         return []
     if job.source_kind == "folder":
         return _enqueue_new_files(conn, job)
-    return [create_run(conn, job.options, job.source_kind, job.source, job_id=job.id)]
+    with conn.transaction():
+        # A firing while the job's last run is loading or waiting to retry adds nothing (as
+        # APScheduler coalesces missed firings), so a failing source does not pile up runs
+        # retrying side by side. Queued runs, not yet tried, still count one per firing.
+        # The job's row lock makes two firings at once (a tick and "Run now") agree.
+        conn.execute("SELECT 1 FROM ingest_jobs WHERE id = %s FOR UPDATE", (job.id,))
+        if unfinished_run(conn, job.id) is not None:
+            return []
+        return [create_run(conn, job.options, job.source_kind, job.source, job_id=job.id)]
+
+
+def unfinished_run(conn: psycopg.Connection[Any], job_id: int) -> int | None:
+    """The id of the job's run that is loading or waiting to retry, if any."""
+    row = conn.execute(
+        "SELECT id FROM ingest_runs WHERE job_id = %s AND status IN ('running', 'failed') "
+        "ORDER BY id LIMIT 1",
+        (job_id,),
+    ).fetchone()
+    return int(row[0]) if row else None
 
 
 def _enqueue_new_files(conn: psycopg.Connection[Any], job: IngestJob) -> list[int]:

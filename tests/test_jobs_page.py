@@ -189,6 +189,17 @@ def test_an_admin_pauses_resumes_and_deletes_anyones_job(app, users, database_ur
     assert job_count(database_url) == 0
 
 
+def test_run_now_says_which_run_is_still_retrying(app, users, database_url):
+    with app.app_context():
+        job_id = create_job_for(users("ana"), DEMO)
+        act_on_job(users("ana"), "run", job_id)
+        run_id = scalar(database_url, "UPDATE ingest_runs SET status = 'failed' RETURNING id")
+        with pytest.raises(JobViewError, match=f"its run {run_id} is still loading or waiting"):
+            act_on_job(users("ana"), "run", job_id)
+        db.session.remove()
+    assert scalar(database_url, "SELECT count(*) FROM ingest_runs") == 1
+
+
 def test_run_now_queues_a_run_of_the_job(app, users):
     with app.app_context():
         job_id = create_job_for(users("ana"), DEMO)

@@ -280,3 +280,25 @@ def test_a_demo_job_creates_its_dataset_and_its_runs_load_demo_rows(conn):
     assert (status, loaded) == ("succeeded", 5)
     with pytest.raises(JobError, match="already has a job called 'feed'"):
         demo_job(conn)
+
+
+def test_a_failing_job_has_one_run_retrying_at_a_time(conn, database_url, tmp_path):
+    seed = drop(tmp_path, "seed.csv", 1)  # a file job loads into an existing dataset
+    create_run(conn, IngestOptions(dataset="late"), "file", {"path": str(seed)})
+    assert work_once(conn)
+    source = tmp_path / "later.csv"  # not there yet: every attempt fails and retries
+    job_id = create_job(
+        conn, "late", "late", "file", {"path": str(source)}, "interval", "10",
+        IngestOptions(dataset="late"), None,
+    )  # fmt: skip
+    (first,) = enqueue_job_run(conn, job_id)
+    assert work_once(conn)
+    status = "SELECT status FROM ingest_runs WHERE id = %s"
+    assert conn.execute(status, (first,)).fetchone()[0] == "failed"  # waits to retry
+
+    assert fire_concurrently(database_url, job_id, times=3) == [], "no second run beside it"
+    conn.execute("UPDATE ingest_runs SET next_attempt_at = now() WHERE id = %s", (first,))
+    drop(tmp_path, "later.csv", 3)
+    assert work_once(conn)
+    assert conn.execute(status, (first,)).fetchone()[0] == "succeeded"
+    assert len(enqueue_job_run(conn, job_id)) == 1, "its run ended: the job fires again"

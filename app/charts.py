@@ -50,6 +50,7 @@ TARGET_POINTS = 120  # the automatic bucket aims at about this many points per l
 MAX_POINTS = 5000  # a chosen bucket may not make a line longer than this
 MAX_FILTERS = 10  # filters of one chart in Explore, or of one API query
 MAX_SPAN = timedelta(days=3660)
+MOMENT_FORMAT = "%Y-%m-%d %H:%M:%S"  # a custom range's ends, as the page's pickers show them
 DEFAULT_TOP = 5
 
 
@@ -162,6 +163,18 @@ def parse_moment(raw: str | None, what: str) -> datetime:
     except ValueError as exc:
         raise QueryError(f"the {what} {raw!r} is not a date and time") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def range_over(first: datetime, last: datetime) -> tuple[str, str]:
+    """A custom range of whole days around events from ``first`` to ``last``: the last ten
+    years of them at most (the longest range a chart takes)."""
+    end = last.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    end += timedelta(days=1)
+    start = max(first.astimezone(UTC), end - MAX_SPAN)
+    start = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    if start < end - MAX_SPAN:
+        start += timedelta(days=1)
+    return start.strftime(MOMENT_FORMAT), end.strftime(MOMENT_FORMAT)
 
 
 def window(chart: Chart, now: datetime) -> tuple[datetime, datetime]:

@@ -334,6 +334,15 @@ def _parse_boolean(raw: str) -> bool:
     return lowered == "true"
 
 
+def time_span(dataset: Dataset) -> tuple[datetime, datetime] | None:
+    """The times of the dataset's first and last events (both ends of its index), if any."""
+    (row,) = _rows(
+        "SELECT min(ts) AS first, max(ts) AS last FROM events WHERE dataset_id = :dataset_id",
+        {"dataset_id": dataset.id},
+    )
+    return (row.first, row.last) if row.first is not None else None
+
+
 def _rows(sql: str, params: dict[str, Any]) -> list[Any]:
     """Run ``sql`` (``:name`` parameters) on the session's connection; rows by column name.
 

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import dash
@@ -7,10 +8,20 @@ from flask_login import current_user
 
 from app import audit
 from app.access import find_visible_dataset, visible_datasets
-from app.charts import CHART_KEYS, CUSTOM, Chart, QueryError, answer, line_name, parse_moment
+from app.charts import (
+    CHART_KEYS,
+    CUSTOM,
+    PRESETS,
+    Chart,
+    QueryError,
+    answer,
+    line_name,
+    parse_moment,
+    range_over,
+)
 from app.components.explore import answer_figure, explore_page, message_figure, table_rows
 from app.components.messages import counted, sentence
-from app.event_queries import column_types
+from app.event_queries import column_types, time_span
 from app.queries import numeric_fields
 from etl.export import csv_lines
 
@@ -36,7 +47,24 @@ def layout(**query):
             notice = f"No dataset {chart.dataset!r} is available to you"
             notice += f"; showing {names[0]!r} instead." if names else "."
         chart = Chart.from_mapping({**query, "dataset": names[0] if names else None})
+    elif "range" not in query and chart.dataset is not None:
+        chart, notice = _where_the_data_is(chart)
     return explore_page(names, chart, notice)
+
+
+def _where_the_data_is(chart: Chart) -> tuple[Chart, str | None]:
+    """A link that names no range opens on the last day, unless the dataset has nothing
+    there (history uploaded from a file): then on the days its events span."""
+    dataset = visible(chart.dataset)
+    span = time_span(dataset) if dataset is not None else None
+    if span is None or span[1] >= datetime.now(UTC) - PRESETS[chart.range]:
+        return chart, None
+    start, end = range_over(*span)
+    notice = (
+        f"{chart.dataset} has no events in the last day; showing {start[:10]} to {end[:10]}, "
+        "where its events are."
+    )
+    return replace(chart, range=CUSTOM, start=start, end=end), notice
 
 
 def chart_from(values) -> Chart:

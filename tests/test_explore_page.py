@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, unquote, urlencode
@@ -15,7 +16,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from app.charts import Chart
+from app.charts import CUSTOM, MAX_SPAN, Chart, parse_moment, range_over, window
 from app.cli import main
 from app.database import libpq_url
 from app.event_queries import TimeRange, chart_series, parse_filter
@@ -196,6 +197,51 @@ def test_a_restricted_dataset_is_not_charted_for_others(app, client, dash_app, a
         client, dash_app, "explore-download.data", {"explore-export.n_clicks": 1, **controls}
     )
     assert "explore-download" not in (export.get_json() or {}).get("response", {})
+
+
+def walk(node):
+    """Every component in a layout's JSON, depth first."""
+    if isinstance(node, dict):
+        if "props" in node:
+            yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+
+
+def explore_controls(client, search: str) -> tuple[dict, str]:
+    """The Explore page's control values for a link's ``search``, and the page's JSON text."""
+    text = page_text(client, "/explore", search)
+    values = {
+        node["props"]["id"]: node["props"].get("value")
+        for node in walk(json.loads(text))
+        if str(node["props"].get("id", "")).startswith("explore-")
+    }
+    return values, text
+
+
+def test_a_link_to_history_opens_on_the_days_its_events_span(app, client, auth, sales):
+    auth.login_as(Role.VIEWER)
+    values, text = explore_controls(client, "?dataset=sales")
+    # supermarket_Sales.csv runs from 1 January to 30 March 2019.
+    assert (values["explore-range"], values["explore-start"], values["explore-end"]) == (
+        "custom",
+        "2019-01-01 00:00:00",
+        "2019-03-31 00:00:00",
+    )
+    assert "sales has no events in the last day; showing 2019-01-01 to 2019-03-31" in text
+    values, text = explore_controls(client, "?dataset=sales&range=24h")  # a range asked for
+    assert values["explore-range"] == "24h" and "explore-notice" not in text
+
+
+def test_a_range_over_long_history_keeps_to_the_last_ten_years():
+    first, last = datetime(1948, 1, 1, tzinfo=UTC), datetime(2017, 12, 14, 5, tzinfo=UTC)
+    start, end = range_over(first, last)
+    assert end == "2017-12-15 00:00:00"
+    assert window(Chart(range=CUSTOM, start=start, end=end), datetime.now(UTC))[0] >= first
+    assert parse_moment(end, "end") - parse_moment(start, "start") <= MAX_SPAN
 
 
 def test_a_link_to_a_dataset_one_may_not_see_says_so_in_the_same_words(

@@ -6,25 +6,48 @@ per call cost more Python than running them (about an eighth of describing a dat
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    any_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.database import attached, run
 from app.extensions import db
 from app.models import Dataset, DatasetGrant, GroupMember, Role, User
 
 _ALL = select(Dataset).order_by(Dataset.name)
-_GRANTED = exists().where(
-    DatasetGrant.dataset_id == Dataset.id,
-    or_(
-        DatasetGrant.user_id == bindparam("user_id"),
-        DatasetGrant.group_id.in_(
-            select(GroupMember.group_id).where(GroupMember.user_id == bindparam("user_id"))
+
+
+def _may_see(user_id: Any) -> ColumnElement[bool]:
+    """The rule, for a user who is not an admin: the dataset is open to everyone signed in,
+    theirs, or granted to them or to one of their groups."""
+    granted = exists().where(
+        DatasetGrant.dataset_id == Dataset.id,
+        or_(
+            DatasetGrant.user_id == user_id,
+            DatasetGrant.group_id.in_(
+                select(GroupMember.group_id)
+                .where(GroupMember.user_id == user_id)
+                .correlate_except(GroupMember)  # the user's row, when user_id is a column
+            ),
         ),
-    ),
-)
-_MAY_SEE = or_(Dataset.visibility == "all", Dataset.owner_id == bindparam("user_id"), _GRANTED)
+    )
+    return or_(Dataset.visibility == "all", Dataset.owner_id == user_id, granted)
+
+
+_MAY_SEE = _may_see(bindparam("user_id"))
 _VISIBLE = _ALL.where(_MAY_SEE)
 # The same as rows, run beside the ORM (every API read asks; through the ORM each cost
 # about three times the query in Python).
@@ -56,6 +79,40 @@ def find_visible_dataset(user: User, name: str) -> Dataset | None:
     else:
         rows = run(_FIND_VISIBLE, {"name": name, "user_id": user.id})
     return attached(Dataset, rows[0]) if rows else None
+
+
+# Which of many (user id, dataset id) pairs still hold, in one statement: the pairs come as
+# two arrays; only users whose role is one of ``roles`` count.
+_ASKED = (
+    func.unnest(
+        bindparam("user_ids", type_=ARRAY(BigInteger)),
+        bindparam("dataset_ids", type_=ARRAY(BigInteger)),
+    )
+    .table_valued("user_id", "dataset_id")
+    .render_derived("asked")
+)
+_PAIRS_VISIBLE = (
+    select(_ASKED.c.user_id, _ASKED.c.dataset_id)
+    .join(User, User.id == _ASKED.c.user_id)
+    .join(Dataset, Dataset.id == _ASKED.c.dataset_id)
+    .where(
+        User.role == any_(bindparam("roles", type_=ARRAY(String))),
+        or_(User.role == Role.ADMIN.value, _may_see(User.id)),
+    )
+)
+
+
+def visible_pairs(
+    asked: Collection[tuple[int, int]], roles: Collection[Role]
+) -> set[tuple[int, int]]:
+    """Return the (user id, dataset id) pairs of ``asked`` whose user, of one of ``roles``,
+    may see the dataset: ``find_visible_dataset`` for many at once, in one query."""
+    params = {
+        "roles": [role.value for role in roles],
+        "user_ids": [user_id for user_id, _ in asked],
+        "dataset_ids": [dataset_id for _, dataset_id in asked],
+    }
+    return {(int(user), int(dataset)) for user, dataset in run(_PAIRS_VISIBLE, params)}
 
 
 def dataset_exists(name: str) -> bool:

@@ -11,51 +11,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from flask import Flask
-from sqlalchemy import BigInteger, String, any_, bindparam, exists, func, or_, select
-from sqlalchemy.dialects.postgresql import ARRAY
 
-from app.access import find_visible_dataset
-from app.database import run
+from app.access import find_visible_dataset, visible_pairs
 from app.extensions import db
 from app.guard import hub_message_role
 from app.hub.tokens import LiveClaims
-from app.models import Dataset, DatasetGrant, GroupMember, Role, User
+from app.models import Role, User
 from app.sessions import session_holder
 from app.tokens import token_holder
-
-_ASKED = (
-    func.unnest(
-        bindparam("user_ids", type_=ARRAY(BigInteger)),
-        bindparam("dataset_ids", type_=ARRAY(BigInteger)),
-    )
-    .table_valued("user_id", "dataset_id")
-    .render_derived("asked")
-)
-_GRANTED = exists().where(
-    DatasetGrant.dataset_id == Dataset.id,
-    or_(
-        DatasetGrant.user_id == User.id,
-        DatasetGrant.group_id.in_(
-            select(GroupMember.group_id).where(GroupMember.user_id == User.id).correlate(User)
-        ),
-    ),
-)
-# The rule of app.access (who may see a dataset) for many users at once, and the role a
-# subscribe needs: what ``authorize`` asks of one subscription, asked of many.
-_STILL_VISIBLE = (
-    select(_ASKED.c.user_id, _ASKED.c.dataset_id)
-    .join(User, User.id == _ASKED.c.user_id)
-    .join(Dataset, Dataset.id == _ASKED.c.dataset_id)
-    .where(
-        User.role == any_(bindparam("roles", type_=ARRAY(String))),
-        or_(
-            User.role == Role.ADMIN.value,
-            Dataset.visibility == "all",
-            Dataset.owner_id == User.id,
-            _GRANTED,
-        ),
-    )
-)
 
 
 @dataclass(frozen=True)
@@ -110,14 +73,10 @@ class HubAccess:
         One query for all of them, however many clients and subscriptions they come from.
         """
         needed = hub_message_role("subscribe")
-        params = {
-            "roles": [role.value for role in Role if needed is not None and role.includes(needed)],
-            "user_ids": [user_id for user_id, _ in asked],
-            "dataset_ids": [dataset_id for _, dataset_id in asked],
-        }
+        roles = [role for role in Role if needed is not None and role.includes(needed)]
         with self.server.app_context():
             try:
-                return {(int(user), int(dataset)) for user, dataset in run(_STILL_VISIBLE, params)}
+                return visible_pairs(asked, roles)
             finally:
                 db.session.remove()
 

@@ -76,6 +76,7 @@ HUB_COUNTERS = {
     "batches": "Per-dataset batches of points fanned out.",
     "listen_reconnects": "Times the LISTEN connection to PostgreSQL was lost.",
     "dead_closed": "Connections closed because pings went unanswered.",
+    "subscriptions_ended": "Subscriptions ended because their user may no longer see the dataset.",
 }
 
 

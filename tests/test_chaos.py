@@ -51,6 +51,7 @@ import orjson
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from app import migrate
@@ -59,7 +60,7 @@ from app.extensions import db
 from app.hub import HubThread
 from app.hub.access import HubAccess
 from app.hub.hub import HubSettings, LiveHub
-from app.tokens import create_token
+from app.tokens import create_token, revoke_token
 from app.users import create_user, get_user
 from etl.jobs import create_job, set_paused
 from etl.pipeline import IngestOptions
@@ -515,3 +516,28 @@ def test_ingest_and_live_delivery_recover_from_a_network_cut(chaos_pg, chaos_app
     assert before + after == event_ids(chaos_pg.url, "feed", after=1)
     assert len(before + after) == len(set(before + after)) == 15
     assert hub.stats["listen_reconnects"] >= 1
+
+
+def test_the_hub_keeps_checking_sessions_after_postgresql_comes_back(chaos_pg, chaos_app):
+    """Expect: a session check that finds PostgreSQL down is tried again at the next interval,
+    so a token revoked after the restart still closes its connection (the check used to stop
+    for good at the first error, leaving the connection open however long it lived)."""
+    bearer = api_token(chaos_app, "keeper@example.com", "analyst")
+    settings = HubSettings(port=0, tick=0.01, heartbeat=1.0, recheck=0.3)
+    hub = LiveHub(settings, chaos_pg.url, chaos_app.config["SECRET_KEY"], HubAccess(chaos_app))
+    hub_thread = HubThread(hub)
+    hub_thread.start()
+    try:
+        url = f"ws://127.0.0.1:{hub.bound_port}/live?token={live_token(chaos_app, bearer)}"
+        with connect(url, open_timeout=5, max_queue=None) as ws:
+            chaos_pg.stop_and_start(down=1.5)  # several checks meet the server away
+            with chaos_app.app_context():
+                assert revoke_token(1, None)  # the one API token made above
+                db.session.remove()
+            closed_by = time.monotonic() + 5
+            message = next_message(ws, timeout=5)
+            assert message["type"] == "error" and message["code"] == "session_ended"
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=max(0.1, closed_by - time.monotonic()))
+    finally:
+        hub_thread.stop()

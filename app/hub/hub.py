@@ -250,9 +250,14 @@ class LiveHub:
         # forever, a burst of database queries in threads that stalls every fan-out.
         await asyncio.sleep(random.uniform(0, self.settings.recheck))  # noqa: S311 (not secret)
         while True:
-            if await asyncio.to_thread(self.access.viewer, client.claims) is None:
-                await self._end_session(client)
-                return
+            try:
+                viewer = await asyncio.to_thread(self.access.viewer, client.claims)
+            except SQLAlchemyError as exc:  # the database is away: checked again next interval
+                log.debug("hub cannot re-check a session (%s)", exc)
+            else:
+                if viewer is None:
+                    await self._end_session(client)
+                    return
             await asyncio.sleep(self.settings.recheck)
 
     async def _recheck_visibility(self) -> None:

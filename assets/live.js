@@ -7,6 +7,8 @@
   const OPEN = 1;
   const CLOSED = 3;
   const none = () => window.dash_clientside.no_update;
+  // Errors that refuse a subscription, or end one (app/hub/schema/error.json).
+  const REFUSALS = new Set(["not_found", "forbidden"]);
 
   // What each chart's socket is doing, by chart key.
   const connections = new Map();
@@ -23,6 +25,7 @@
       paused: false,
       reloading: false, // a missed message was noticed; waiting for the server's new window
       signedOut: false,
+      refused: false, // the hub refused or ended the subscription: no retry until a new window
       sent: 0, // messages sent: each carries a new ref, so the WebSocket component sends repeats
     };
   }
@@ -100,6 +103,7 @@
       conn.lastId = state.last_id === undefined ? null : state.last_id;
       conn.reloading = false;
       conn.subscribed = null;
+      conn.refused = false; // the server drew it: it was visible then, so try the hub again
     }
   }
 
@@ -149,6 +153,9 @@
         return [sent, ...status("paused", "gray")];
       }
       return [none(), ...status("paused", "gray")];
+    }
+    if (conn.refused) {
+      return [none(), ...status("not available", "red")];
     }
     if (conn.subscribed !== null && conn.subscribed !== state.dataset) {
       const sent = message(conn, "unsubscribe", conn.subscribed);
@@ -205,6 +212,10 @@
     if (message.type === "error") {
       if (message.code === "session_ended") {
         conn.signedOut = true;
+      }
+      if (message.dataset === state.dataset && REFUSALS.has(message.code)) {
+        conn.subscribed = null; // refused, or ended by the hub (access lost): not asked again
+        conn.refused = true;
       }
       return [none(), none(), "Live: " + message.message];
     }

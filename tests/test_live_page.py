@@ -191,3 +191,43 @@ def test_the_browser_parser_reads_recorded_hub_messages(driver, base_url, auth, 
         receive, {"data": orjson.dumps(gap).decode()}, state, 4, socket
     )
     assert (resyncs, text) == (5, "Catching up…")
+
+
+def test_a_refused_subscription_is_not_asked_again_in_the_browser(
+    driver, base_url, auth, hubs, pusher
+):
+    hubs.start()
+    pusher([1.5])
+    sign_in(driver, base_url, auth, "watcher@example.com", "viewer")
+    driver.get(f"{base_url}/live?dataset=plant")
+    wait_for_status(driver, "live")
+    live = "return window.dash_clientside.insightwave_live"
+    state = {"dataset": "plant", "fields": ["temperature"], "window": 500, "last_id": 1}
+    socket = {"type": "live-chart-ws", "key": "refused"}  # a chart of its own
+    open_socket = {"readyState": 1}
+    sent, text, _ = driver.execute_script(
+        f"{live}.connect(...arguments);", state, open_socket, False, 0, socket
+    )
+    assert orjson.loads(sent)["type"] == "subscribe" and text == "live"
+    # The hub ends the subscription (its user lost access), as app.hub.hub sends it.
+    ended = {
+        "type": "error",
+        "code": "not_found",
+        "message": "no dataset 'plant' you may see",
+        "dataset": "plant",
+    }
+    validator("error").validate(ended)
+    _, _, shown = driver.execute_script(
+        f"{live}.receive(...arguments);", {"data": orjson.dumps(ended).decode()}, state, 0, socket
+    )
+    assert shown == "Live: no dataset 'plant' you may see"
+    for _ in range(2):  # every later tick: no subscribe sent, and the badge says why
+        sent, text, color = driver.execute_script(
+            f"{live}.connect(...arguments);", state, open_socket, False, 0, socket
+        )
+        assert not isinstance(sent, str) and (text, color) == ("not available", "red")
+    redrawn = {**state, "drawn": 2}  # the server drew the chart again: it was visible then
+    sent, text, _ = driver.execute_script(
+        f"{live}.connect(...arguments);", redrawn, open_socket, False, 0, socket
+    )
+    assert orjson.loads(sent)["type"] == "subscribe" and text == "live"

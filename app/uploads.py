@@ -333,9 +333,19 @@ def _when(run: IngestRun) -> str | None:
     return run.finished_at.isoformat(timespec="seconds") if run.finished_at else None
 
 
+FILE_LOADS = ("upload", "file")  # runs of a file loaded by hand: on the page or the CLI
+
+
 def recent_runs(user: User, limit: int = RECENT_RUNS) -> list[dict[str, Any]]:
-    """Return the newest ingest runs of datasets ``user`` may see (and their own), as rows."""
-    query = select(IngestRun).order_by(IngestRun.id.desc()).limit(limit)
+    """Return the newest uploads and command-line loads of datasets ``user`` may see (and
+    their own), as rows. Scheduled runs are the jobs page's: a stream's run a second would
+    push every file out of sight."""
+    query = (
+        select(IngestRun)
+        .where(IngestRun.job_id.is_(None), IngestRun.source_kind.in_(FILE_LOADS))
+        .order_by(IngestRun.id.desc())
+        .limit(limit)
+    )
     if Role(user.role) != Role.ADMIN:
         visible = visible_datasets_query(user).with_only_columns(Dataset.id).order_by(None)
         query = query.where(or_(IngestRun.dataset_id.in_(visible), IngestRun.created_by == user.id))

@@ -21,8 +21,10 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import text
 
+from app.cli import main
 from app.database import libpq_url
 from app.extensions import db
+from app.job_views import act_on_job, create_job_for
 from app.models import Role
 from app.uploads import (
     MAX_UPLOAD_BYTES,
@@ -31,6 +33,7 @@ from app.uploads import (
     decode_upload,
     load_upload,
     preview_upload,
+    recent_runs,
     rejected_rows_text,
     save_upload,
     suggest_dataset_name,
@@ -41,6 +44,7 @@ from etl.columnar import BATCH_ROWS
 from etl.pipeline import IngestError
 from tests.conftest import PLOTLY
 from tests.test_browser import WAIT, screenshot, sign_in, wait_for
+from tests.test_jobs_page import DEMO
 from tests.test_roles import ROUTER, callback_body, csrf_header
 
 # file -> (dataset, rows in the file, rows identical to an earlier row, suggested time column)
@@ -278,9 +282,7 @@ def test_a_type_override_that_rejects_every_row_refuses_the_file_with_the_reason
     assert scalar(database_url, "SELECT status FROM ingest_runs") == "refused"
 
 
-def test_a_batch_whose_every_row_is_rejected_does_not_stop_a_first_load(
-    app, analyst, database_url
-):
+def test_a_batch_whose_every_row_is_rejected_does_not_stop_a_first_load(app, analyst, database_url):
     """The first load goes in batches of 100,000 rows; one of them may keep no row at all."""
     good = "".join(f"a{n},{n}\n" for n in range(5))
     bad = "".join(f"b{n},x\n" for n in range(BATCH_ROWS))
@@ -375,6 +377,34 @@ def test_analyst_loads_the_upload_and_sees_the_summary(client, dash_app, auth, d
     assert [(run["id"], run["dataset"], run["status"], run["loaded"]) for run in runs] == [
         (run_id, "tips", "succeeded", 243)
     ]
+
+
+def test_recent_runs_list_files_loaded_by_hand_not_scheduled_or_pushed_ones(
+    app, analyst, auth, runner
+):
+    with app.app_context():
+        load_upload(save_upload(b"a,b\n1,2\n"), UploadTarget(dataset="by_page"), analyst())
+        job_id = create_job_for(analyst(), DEMO)
+        for _ in range(3):  # a stream's runs: one a second
+            act_on_job(analyst(), "run", job_id)
+        db.session.remove()
+    assert (
+        runner.invoke(main, ["ingest", str(PLOTLY / "tips.csv"), "--dataset", "by_cli"]).exit_code
+        == 0
+    )
+    pushed = app.test_client().post(
+        "/api/v1/datasets/by_push/events",
+        json=[{"a": 1}],
+        headers={"Authorization": f"Bearer {auth.api_token('pat@example.com', 'analyst')}"},
+    )
+    assert pushed.status_code == 201, pushed.get_json()
+    auth.create("root@example.com", Role.ADMIN)  # who sees every run
+    with app.app_context():
+        shown = [
+            (run["dataset"], run["source"]) for run in recent_runs(get_user("root@example.com"))
+        ]
+        db.session.remove()
+    assert shown == [("by_cli", "file"), ("by_page", "upload")]
 
 
 def test_load_into_an_existing_dataset_adds_only_new_rows(client, dash_app, auth):

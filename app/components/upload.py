@@ -182,7 +182,8 @@ def upload_page(existing: list[str], runs: list[dict[str, Any]]) -> Any:
             refreshable_grid(
                 "datasets-runs",
                 "Recent runs",
-                "The newest runs of the datasets you can see, and your own.",
+                "The newest files loaded here or by the command line, into datasets you "
+                "can see or by you. Scheduled runs are on the jobs page.",
                 RUN_COLUMNS,
                 runs,
             ),

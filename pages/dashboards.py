@@ -6,8 +6,8 @@ from dash import ALL, Input, Output, State, callback, no_update
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
-from app.access import find_visible_dataset
-from app.charts import QueryError, answer
+from app.access import find_visible_dataset, visible_datasets
+from app.charts import Chart, QueryError, answer
 from app.components.dashboards import chart_title, dashboard_list, dashboard_view
 from app.components.explore import answer_figure, message_figure
 from app.components.messages import sentence
@@ -41,34 +41,45 @@ def layout(id=None, **_query):
     if dashboard is None:
         notice = None if id is None else f"There is no dashboard {str(id)[:20]!r}: pick one below."
         return dashboard_list(list_dashboards(), notice)
-    return dashboard_view(dashboard, may_change(current_user, dashboard), can_access(Role.ANALYST))
+    visible = {found.name for found in visible_datasets(current_user)}
+    return dashboard_view(
+        dashboard, may_change(current_user, dashboard), can_access(Role.ANALYST), visible
+    )
 
 
 @callback(
     Output({"type": "dashboard-chart", "index": ALL}, "figure"),
+    Output({"type": "dashboard-explore", "index": ALL}, "href"),
     Input("dashboard-range", "value"),
     Input("dashboard-tick", "n_intervals"),
     State("dashboard-id", "data"),
 )
 def draw(span, _tick, dashboard_id):
-    """Draw every historical chart over the dashboard's range; a hidden dataset says so."""
+    """Draw every historical chart over the dashboard's range, and link each to Explore as
+    drawn; a hidden dataset says so."""
     dashboard = get_dashboard(dashboard_id)
     if dashboard is None or span not in RANGES:
         raise PreventUpdate  # a wildcard output takes a list, not no_update
     charts = dashboard.spec.get("charts", [])
-    indices = [output["id"]["index"] for output in dash.ctx.outputs_list]
-    return [chart_figure(charts[i] if 0 <= i < len(charts) else {}, span) for i in indices]
+
+    def drawn(index: int) -> Chart:
+        return historical_chart(charts[index] if 0 <= index < len(charts) else {}, span)
+
+    graphs, anchors = ([o["id"]["index"] for o in outputs] for outputs in dash.ctx.outputs_list)
+    return (
+        [chart_figure(drawn(index)) for index in graphs],
+        [f"/explore?{drawn(index).query_string()}" for index in anchors],
+    )
 
 
-def chart_figure(spec, span) -> go.Figure:
-    chart = historical_chart(spec, span)
+def chart_figure(chart: Chart) -> go.Figure:
     dataset = find_visible_dataset(current_user, chart.dataset) if chart.dataset else None
     if dataset is None:
-        return message_figure(f"{chart.dataset}: not available to you", 360)
+        return message_figure("A chart of a dataset you may not see", 360)
     try:
         found = answer(chart, dataset)
     except QueryError as exc:
-        return message_figure(f"{chart_title(spec)}: {exc}", 360)
+        return message_figure(f"{chart_title(chart.as_dict())}: {exc}", 360)
     figure = answer_figure(found, chart.view, chart.group is not None, chart.agg)
     figure.update_layout(title=None, height=360, margin={"t": 20})  # the card names the chart
     return figure

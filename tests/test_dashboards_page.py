@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
@@ -10,6 +11,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from app.charts import Chart
 from app.dashboards import DashboardError, add_chart
 from app.database import libpq_url
 from app.extensions import db
@@ -17,7 +19,7 @@ from app.models import Dashboard, Role, User
 from tests.test_browser import WAIT, screenshot, sign_in, wait_for
 from tests.test_explore_page import JANUARY_CONTROLS, push_recent, sales  # noqa: F401
 from tests.test_jobs_page import call
-from tests.test_roles import csrf_header
+from tests.test_roles import csrf_header, page_text
 
 CHART = {
     "explore-save.n_clicks": 1,
@@ -154,12 +156,14 @@ def arrange(client, dash_app, board: int, index: int, action: str, count: int):
     return client.post("/_dash-update-component", json=body, headers=csrf_header(client))
 
 
-def draw(client, dash_app, board: int, indices: list[int], span="1h"):
+def draw_all(client, dash_app, board: int, indices: list[int], span="1h"):
+    """Call the dashboard's draw: every chart's figure and its link to Explore."""
     output = next(key for key in dash_app.callback_map if "dashboard-chart" in key)
     body = {
         "output": output,
         "outputs": [
-            {"id": {"type": "dashboard-chart", "index": i}, "property": "figure"} for i in indices
+            [{"id": {"type": kind, "index": i}, "property": prop} for i in indices]
+            for kind, prop in (("dashboard-chart", "figure"), ("dashboard-explore", "href"))
         ],
         "inputs": [
             {"id": "dashboard-range", "property": "value", "value": span},
@@ -171,6 +175,12 @@ def draw(client, dash_app, board: int, indices: list[int], span="1h"):
     response = client.post("/_dash-update-component", json=body, headers=csrf_header(client))
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()["response"]
+
+
+def draw(client, dash_app, board: int, indices: list[int], span="1h"):
+    """The figures of the charts at ``indices`` over ``span``, by output id."""
+    drawn = draw_all(client, dash_app, board, indices, span)
+    return {key: value for key, value in drawn.items() if "dashboard-chart" in key}
 
 
 def test_the_owner_arranges_the_grid_and_others_may_not(app, client, dash_app, auth):
@@ -255,13 +265,38 @@ def test_a_chart_of_a_dataset_the_viewer_may_not_see_says_so(
     push_recent(app, auth)
     auth.login_as(Role.ANALYST)
     call(client, dash_app, "explore-save-message.children", CHART)
+    board = dashboard_id(app)
+    assert "tank: sum(level)" in page_text(client, "/dashboards", f"?id={board}")
     with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
         conn.execute("UPDATE datasets SET visibility = 'restricted' WHERE name = 'tank'")
     auth.logout()
     auth.login_as(Role.VIEWER)
-    (found,) = draw(client, dash_app, dashboard_id(app), [0]).values()
-    assert found["figure"]["layout"]["annotations"][0]["text"] == "tank: not available to you"
+    (found,) = draw(client, dash_app, board, [0]).values()
+    hidden = "A chart of a dataset you may not see"
+    assert found["figure"]["layout"]["annotations"][0]["text"] == hidden
     assert not found["figure"]["data"]
+    page = page_text(client, "/dashboards", f"?id={board}")
+    assert hidden in page and "tank" not in page and "level" not in page  # neither named
+
+
+def test_each_chart_links_to_explore_as_drawn(app, client, dash_app, auth):
+    push_recent(app, auth)
+    auth.login_as(Role.ANALYST)
+    call(client, dash_app, "explore-save-message.children", CHART)
+    auth.logout()
+    auth.login_as(Role.VIEWER)
+    drawn = draw_all(client, dash_app, dashboard_id(app), [0], span="7d")
+    (link,) = [value["href"] for key, value in drawn.items() if "dashboard-explore" in key]
+    assert link.startswith("/explore?")
+    shown = Chart.from_mapping(parse_qs(urlsplit(link).query))
+    assert (shown.dataset, shown.agg, shown.field, shown.bucket, shown.view, shown.range) == (
+        "tank",
+        "sum",
+        "level",
+        "1h",
+        "bar",
+        "7d",  # the dashboard's range, as drawn
+    )
 
 
 @pytest.mark.parametrize(

@@ -122,7 +122,8 @@ CALLBACK_RULES = {
     "...explore-link.href...explore-note.children...explore-drawn.data..": Role.VIEWER,
     "explore-download.data": Role.VIEWER,
     "explore-save-message.children": Role.ANALYST,
-    '{"index":["ALL"],"type":"dashboard-chart"}.figure': Role.VIEWER,
+    '..{"index":["ALL"],"type":"dashboard-chart"}.figure'
+    '...{"index":["ALL"],"type":"dashboard-explore"}.href..': Role.VIEWER,
     "dashboard-delete-confirm.displayed": Role.VIEWER,
     "..dashboard-location.href...dashboard-message.children..": Role.VIEWER,
     "..dashboard-reload.href...dashboard-message.children"

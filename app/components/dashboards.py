@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import dash_mantine_components as dmc
@@ -33,7 +34,11 @@ def dashboard_list(dashboards: list[Dashboard], notice: str | None = None) -> dm
     )
 
 
-def dashboard_view(dashboard: Dashboard, may_change: bool, may_copy: bool) -> dmc.Stack:
+def dashboard_view(
+    dashboard: Dashboard, may_change: bool, may_copy: bool, visible: Collection[str]
+) -> dmc.Stack:
+    """The dashboard's charts; those over a dataset not in ``visible`` show neither their
+    dataset nor their question."""
     spec = dashboard.spec
     charts = spec.get("charts", [])
     refresh = spec.get("refresh", 0)
@@ -101,7 +106,7 @@ def dashboard_view(dashboard: Dashboard, may_change: bool, may_copy: bool) -> dm
             dmc.Grid(
                 [
                     dmc.GridCol(
-                        chart_card(index, chart, may_change),
+                        chart_card(index, chart, may_change, chart.get("dataset") in visible),
                         span={"base": 12, "lg": chart.get("width", 6)},
                     )
                     for index, chart in enumerate(charts)
@@ -121,8 +126,9 @@ ARRANGE = (  # (action, label, tooltip)
 )
 
 
-def chart_card(index: int, chart: dict[str, Any], may_change: bool) -> dmc.Paper:
-    """One chart of the grid, with its owner's arrangement buttons."""
+def chart_card(index: int, chart: dict[str, Any], may_change: bool, visible: bool) -> dmc.Paper:
+    """One chart of the grid, with its owner's arrangement buttons and, for a historical
+    chart, a link to it in Explore (where it can be changed or exported)."""
     buttons = [
         dmc.Tooltip(
             dmc.ActionIcon(
@@ -141,7 +147,11 @@ def chart_card(index: int, chart: dict[str, Any], may_change: bool) -> dmc.Paper
         [
             dmc.Group(
                 [
-                    dmc.Text(chart_title(chart), fw=500, size="sm"),
+                    dmc.Text(
+                        chart_title(chart) if visible else "A chart of a dataset you may not see",
+                        fw=500,
+                        size="sm",
+                    ),
                     dmc.Badge(
                         kind,
                         size="xs",
@@ -151,7 +161,19 @@ def chart_card(index: int, chart: dict[str, Any], may_change: bool) -> dmc.Paper
                 ],
                 gap="xs",
             ),
-            dmc.Group(buttons, gap=2) if may_change else None,
+            dmc.Group(
+                [
+                    dmc.Anchor(
+                        "Explore",
+                        id={"type": "dashboard-explore", "index": index},
+                        href="/explore",  # the drawn chart's, set with its figure
+                        size="xs",
+                        display="inline" if visible and kind == "historical" else "none",
+                    ),
+                    *(buttons if may_change else []),
+                ],
+                gap=2,
+            ),
         ],
         justify="space-between",
     )

@@ -344,6 +344,27 @@ def datasets_set_retention(name: str, days: int) -> None:
         click.echo(f"{name}: events kept {'forever' if not days else f'for {days} days'}.")
 
 
+@datasets.command("delete")
+@click.argument("name")
+@click.confirmation_option(
+    prompt="Delete the dataset, all its events, rollups, grants, jobs and runs?",
+    help="Do not ask.",
+)
+def datasets_delete(name: str) -> None:
+    """Delete dataset NAME with all its events, rollups, grants, jobs and runs."""
+    from app.audit import record_on
+    from app.components.messages import counted
+    from app.database import connect
+    from etl.datasets import delete_dataset
+
+    with app_context(), connect() as conn, conn.transaction():
+        held = delete_dataset(conn, name)
+        if held is None:
+            raise click.ClickException(f"there is no dataset called {name!r}")
+        record_on(conn, "dataset.delete", None, name, events=held)
+    click.echo(f"Dataset {name} is deleted, with its {counted(held, 'event')}.")
+
+
 from app.worker_cli import register_worker_commands  # noqa: E402 (needs main defined)
 
 register_worker_commands(main)

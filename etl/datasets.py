@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from etl.parse import MAX_COLUMNS
-from etl.partitions import lock_partitioning
+from etl.partitions import has_partition, lock_dataset_loads, lock_partitioning, partition_name
 from etl.types import Column, ColumnType, TimestampStyle
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -160,3 +161,26 @@ def create_dataset(
         key_columns=list(key_columns),
         day_first=day_first,
     )
+
+
+def delete_dataset(conn: psycopg.Connection[Any], name: str) -> int | None:
+    """Delete the dataset called ``name`` in the caller's transaction, with its events (its
+    partition is dropped, not emptied row by row), rollups, grants, jobs, runs and keys.
+
+    Waits for loads into it to end. Returns how many events it held, or None if there is no
+    such dataset.
+    """
+    lock_partitioning(conn)  # dropping a partition queues with attaching one
+    row = conn.execute("SELECT id FROM datasets WHERE name = %s FOR UPDATE", (name,)).fetchone()
+    if row is None:
+        return None
+    dataset_id = int(row[0])
+    lock_dataset_loads(conn, dataset_id)
+    held = 0
+    if has_partition(conn, dataset_id):
+        table = sql.Identifier(partition_name(dataset_id))
+        counted = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
+        held = int(counted[0]) if counted else 0
+        conn.execute(sql.SQL("DROP TABLE {}").format(table))
+    conn.execute("DELETE FROM datasets WHERE id = %s", (dataset_id,))  # the rest cascades
+    return held

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import psycopg
 from sqlalchemy import select
 
 from app import migrate
 from app.cli import main
+from app.database import libpq_url
 from app.extensions import db
 from app.models import AuditEntry, User
 from app.passwords import verify_password
+from tests.conftest import PLOTLY
 
 
 def users_in(app):
@@ -155,3 +158,27 @@ def test_dataset_retention_is_set_from_the_cli(runner, tmp_path):
     missing = runner.invoke(main, ["datasets", "set-retention", "nope", "30"])
     assert missing.exit_code == 1
     assert "no dataset called 'nope'" in missing.output
+
+
+def test_a_dataset_is_deleted_with_all_it_holds_and_nothing_else(runner, database_url):
+    for name in ("tips", "kept"):
+        loaded = runner.invoke(main, ["ingest", str(PLOTLY / "tips.csv"), "--dataset", name])
+        assert loaded.exit_code == 0, loaded.output
+    asked = runner.invoke(main, ["datasets", "delete", "tips"], input="n\n")
+    assert asked.exit_code == 1 and "Aborted" in asked.output
+    deleted = runner.invoke(main, ["datasets", "delete", "tips", "--yes"])
+    assert deleted.exit_code == 0, deleted.output
+    assert "Dataset tips is deleted, with its 243 events." in deleted.output
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM datasets")]
+        kept = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        runs = conn.execute("SELECT dataset_name FROM ingest_runs").fetchall()
+        audit = conn.execute(
+            "SELECT target, details FROM audit_log WHERE action = 'dataset.delete'"
+        ).fetchall()
+    assert names == ["kept"] and kept == 243 and runs == [("kept",)]
+    assert audit == [("tips", {"events": 243})]
+    gone = runner.invoke(main, ["datasets", "delete", "tips", "--yes"])
+    assert gone.exit_code == 1 and "there is no dataset called 'tips'" in gone.output
+    again = runner.invoke(main, ["ingest", str(PLOTLY / "tips.csv"), "--dataset", "tips"])
+    assert again.exit_code == 0 and "loaded 243" in again.output  # the name is free again

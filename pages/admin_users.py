@@ -5,7 +5,7 @@ from dash import Input, Output, State, callback, ctx, no_update
 from flask_login import current_user
 
 from app.components.messages import sentence
-from app.components.user_actions import CONFIRM, apply, selected_email
+from app.components.user_actions import CONFIRM, apply, refusal, selected_email
 from app.components.users import (
     ACTIVE_FILTER,
     LOCKED_FILTER,
@@ -128,6 +128,9 @@ def act(*args):
         return False, no_update, None, refused("Select a user first."), no_update, no_update
     change = {"action": trigger, "email": email, "role": role, "method": method}
     if trigger in CONFIRM:
+        doomed = refusal(change)  # nothing to confirm for a change that would be refused
+        if doomed is not None:
+            return False, no_update, None, refused(doomed), no_update, no_update
         question = CONFIRM[trigger].format(email=email, role=role)
         return True, question, change, "", no_update, no_update
     message, secret = apply(change)

@@ -219,9 +219,11 @@ def test_role_change_asks_first_then_applies_and_is_audited(app, client, admin, 
 
 
 def test_the_last_active_admin_cannot_be_demoted_or_deactivated(app, client, admin, auth):
-    for button in ("set-role", "deactivate"):
-        answer = confirm(client, admin, act(client, admin, button, ADMIN, role="viewer"))
-        assert f'"children": "{ADMIN} is the last active admin' in message(answer)  # its case
+    for button, verb in (("set-role", "demoted"), ("deactivate", "deactivated")):
+        asked = act(client, admin, button, ADMIN, role="viewer")  # refused before any question
+        assert asked.get_json()["response"]["admin-users-confirm"]["displayed"] is False
+        refusal = f"{ADMIN} is the last active admin and cannot be {verb}."
+        assert f'"children": "{refusal}"' in message(asked)  # the email in its own case
     assert (user_state(app, ADMIN).role, user_state(app, ADMIN).active) == ("admin", True)
     with app.app_context():
         with pytest.raises(UserError, match="last active admin"):

@@ -9,8 +9,17 @@ from flask_login import current_user
 
 from app.components.messages import sentence
 from app.components.users import done, refused, shown_once
+from app.models import Role
 from app.set_password import link_for
-from app.users import UserError, get_user, reset_password, set_active, set_role, unlock
+from app.users import (
+    UserError,
+    get_user,
+    is_last_active_admin,
+    reset_password,
+    set_active,
+    set_role,
+    unlock,
+)
 
 # Buttons whose change is applied only after the confirmation dialog.
 CONFIRM = {
@@ -43,6 +52,17 @@ def apply(change: dict[str, Any]) -> tuple[Any, Any]:
     except UserError as exc:
         return refused(sentence(exc)), no_update
     return refused("Unknown action."), no_update
+
+
+def refusal(change: dict[str, Any]) -> str | None:
+    """Say why ``change`` would be refused before asking to confirm it, if it is plain now:
+    the last active admin is neither demoted nor deactivated."""
+    action, email = change.get("action"), str(change.get("email") or "")
+    demoting = action == "admin-users-set-role" and change.get("role") != Role.ADMIN.value
+    if (demoting or action == "admin-users-deactivate") and is_last_active_admin(email):
+        verb = "demoted" if demoting else "deactivated"
+        return f"{email} is the last active admin and cannot be {verb}."
+    return None
 
 
 def selected_email(selected: Any) -> str | None:

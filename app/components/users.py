@@ -60,9 +60,21 @@ def _new_user_form() -> dmc.Group:
     return dmc.Group(
         [
             dmc.TextInput(id="admin-users-email", label="New user's email", w=280),
-            dmc.Select(id="admin-users-role", label="Role", data=ROLES, value="viewer", w=130),
             dmc.Select(
-                id="admin-users-method", label="Password", data=METHODS, value="password", w=240
+                id="admin-users-role",
+                label="Role",
+                data=ROLES,
+                value="viewer",
+                allowDeselect=False,  # a click on the chosen role keeps it (it cleared it)
+                w=130,
+            ),
+            dmc.Select(
+                id="admin-users-method",
+                label="Password",
+                data=METHODS,
+                value="password",
+                allowDeselect=False,
+                w=240,
             ),
             dmc.Button("Create user", id="admin-users-create", mt="lg"),
         ],
@@ -100,12 +112,20 @@ def _actions() -> dmc.Group:
     return dmc.Group(
         [
             dmc.Text("Selected user:", size="sm", fw=600),
-            dmc.Select(id="admin-users-new-role", data=ROLES, value="analyst", w=120),
+            dmc.Select(
+                id="admin-users-new-role", data=ROLES, value="analyst", allowDeselect=False, w=120
+            ),
             dmc.Button("Change role", id="admin-users-set-role", variant="light"),
             dmc.Button("Deactivate", id="admin-users-deactivate", color="red", variant="light"),
             dmc.Button("Reactivate", id="admin-users-reactivate", variant="light"),
             dmc.Button("Unlock", id="admin-users-unlock", variant="light"),
-            dmc.Select(id="admin-users-reset-method", data=METHODS, value="password", w=240),
+            dmc.Select(
+                id="admin-users-reset-method",
+                data=METHODS,
+                value="password",
+                allowDeselect=False,
+                w=240,
+            ),
             dmc.Button("Reset password", id="admin-users-reset", color="orange", variant="light"),
         ],
         gap="xs",

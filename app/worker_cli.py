@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -57,8 +56,7 @@ def worker(concurrency: int, poll: float, metrics_port: int | None, metrics_host
     from app.extensions import db
     from etl.worker import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    with app_context() as server:
+    with app_context() as server:  # its logging: app.logs, as every process's
         db.session.remove()  # the worker uses its own connections
         config: Config = server.config["INSIGHTWAVE"]
         port = metrics_port if metrics_port is not None else config.worker_metrics_port

@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import dash
-from flask import Flask, Response, current_app, g, jsonify, redirect, request
+from flask import Flask, Response, abort, current_app, g, redirect, request
 from flask_login import current_user
 
 from app.extensions import csrf
 from app.models import Role
-from app.security import API_PREFIX
+from app.security import API_PREFIX, error_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -147,7 +147,7 @@ def _check(dash_app: dash.Dash) -> Any:
         if request.routing_exception is not None:
             return None  # Flask answers it, as JSON under the API (app.security): 404 or 405
         if endpoint in DASH_PAGE_ENDPOINTS:  # the pages' catch-all took a path the API lacks
-            return _json_error(404, "not_found", f"there is no API route {request.path}")
+            abort(404)
     if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith(PUBLIC_ENDPOINT_PREFIXES):
         return None
     if not current_user.is_authenticated:
@@ -166,9 +166,9 @@ def _check(dash_app: dash.Dash) -> Any:
     view = current_app.view_functions.get(endpoint)
     required = getattr(view, "required_role", None)
     if required is None:
-        return _json_error(403, "forbidden", "this route has no access rule")
+        return error_json(403, "forbidden", "this route has no access rule")
     if not can_access(required):
-        return _json_error(403, "forbidden", f"requires the {required.value} role")
+        return error_json(403, "forbidden", f"requires the {required.value} role")
     if request.method not in SAFE_METHODS and not g.get("bearer_auth"):
         csrf.protect()  # a session-cookie call that changes something needs the CSRF token
     return None
@@ -177,18 +177,18 @@ def _check(dash_app: dash.Dash) -> Any:
 def _check_callback(dash_app: dash.Dash) -> Any:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        return _json_error(400, "bad_request", "a callback request is a JSON object")
+        return error_json(400, "bad_request", "a callback request is a JSON object")
     output = body.get("output")
     if not isinstance(output, str):
-        return _json_error(400, "bad_request", "a callback request names its output")
+        return error_json(400, "bad_request", "a callback request names its output")
     required = callback_role(dash_app, output)
     if required is None:
-        return _json_error(403, "forbidden", "this callback has no access rule")
+        return error_json(403, "forbidden", "this callback has no access rule")
     if not can_access(required):
-        return _json_error(403, "forbidden", f"requires the {required.value} role")
+        return error_json(403, "forbidden", f"requires the {required.value} role")
     problem = _shape_problem(body, dash_app.callback_map[output])
     if problem is not None:
-        return _json_error(400, "bad_request", problem)
+        return error_json(400, "bad_request", problem)
     return None
 
 
@@ -207,10 +207,4 @@ def _refuse_anonymous(endpoint: str) -> Any:
     if endpoint in DASH_PAGE_ENDPOINTS and request.method == "GET":
         target = request.full_path.rstrip("?")
         return redirect("/login?" + urlencode({"next": target}))
-    return _json_error(401, "unauthorized", "sign in first")
-
-
-def _json_error(status: int, code: str, message: str) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    return response
+    return error_json(401, "unauthorized", "sign in first")

@@ -209,20 +209,18 @@ def set_active(email: str, active: bool, actor: User | None = None) -> User:
     return user
 
 
+_ACTIVE_ADMINS = select(User.email).where(User.role == Role.ADMIN.value, User.active)
+
+
 def is_last_active_admin(email: str) -> bool:
     """Say whether ``email`` is the only active admin (a question; the change still checks)."""
-    admins = db.session.scalars(
-        select(User.email).where(User.role == Role.ADMIN.value, User.active)
-    ).all()
-    return list(admins) == [normalize_email(email)]
+    return list(db.session.scalars(_ACTIVE_ADMINS)) == [normalize_email(email)]
 
 
 def _refuse_if_last_admin(user: User, verb: str) -> None:
     # Lock the admin rows so two concurrent demotions cannot both see "another admin left".
-    admins = db.session.scalars(
-        select(User.id).where(User.role == Role.ADMIN.value, User.active).with_for_update()
-    ).all()
-    if set(admins) <= {user.id}:
+    admins = db.session.scalars(_ACTIVE_ADMINS.with_for_update()).all()
+    if set(admins) <= {user.email}:
         db.session.rollback()
         raise UserError(f"{user.email} is the last active admin and cannot be {verb}")
 

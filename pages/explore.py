@@ -22,6 +22,7 @@ from app.charts import (
 from app.components.explore import answer_figure, explore_page, message_figure, table_rows
 from app.components.messages import counted, sentence
 from app.event_queries import column_types, time_span
+from app.models import Dataset
 from app.queries import numeric_fields
 from etl.export import csv_lines
 
@@ -39,24 +40,24 @@ GROUPABLE = ("text", "integer", "boolean")
 
 
 def layout(**query):
-    names = [found.name for found in visible_datasets(current_user)]
+    found = {dataset.name: dataset for dataset in visible_datasets(current_user)}
+    names = list(found)
     chart = Chart.from_mapping(query)
     notice = None
-    if chart.dataset not in names:
+    if chart.dataset not in found:
         if chart.dataset is not None:  # unknown, or not this user's to see: the same words
             notice = f"No dataset {chart.dataset!r} is available to you"
             notice += f"; showing {names[0]!r} instead." if names else "."
         chart = Chart.from_mapping({**query, "dataset": names[0] if names else None})
-    elif "range" not in query and chart.dataset is not None:
-        chart, notice = _where_the_data_is(chart)
+    elif "range" not in query:
+        chart, notice = _where_the_data_is(chart, found[chart.dataset])
     return explore_page(names, chart, notice)
 
 
-def _where_the_data_is(chart: Chart) -> tuple[Chart, str | None]:
+def _where_the_data_is(chart: Chart, dataset: Dataset) -> tuple[Chart, str | None]:
     """A link that names no range opens on the last day, unless the dataset has nothing
     there (history uploaded from a file): then on the days its events span."""
-    dataset = visible(chart.dataset)
-    span = time_span(dataset) if dataset is not None else None
+    span = time_span(dataset)
     if span is None or span[1] >= datetime.now(UTC) - PRESETS[chart.range]:
         return chart, None
     start, end = range_over(*span)

@@ -41,7 +41,7 @@ def ask(change: dict[str, Any]) -> str | None:
 
 def _access_question(dataset: str, removed: list[str]) -> str:
     """Ask before taking ``dataset`` away: from everyone (made restricted) or from grantees."""
-    revoked = [item for item in removed if not item.startswith(VISIBILITY)]
+    revoked = _grants(removed)
     question = []
     if len(revoked) < len(removed):
         question.append(
@@ -60,13 +60,17 @@ def _access_result(dataset: str, added: list[str], removed: list[str]) -> str:
         for item in added + removed
         if item.startswith(VISIBILITY)
     ]
-    granted = [item for item in added if not item.startswith(VISIBILITY)]
-    revoked = [item for item in removed if not item.startswith(VISIBILITY)]
+    granted, revoked = _grants(added), _grants(removed)
     if granted:
         changed.append(f"granted to {_listed(granted)}")
     if revoked:
         changed.append(f"taken away from {_listed(revoked)}")
     return f"{dataset}: {'; '.join(changed)}." if changed else f"{dataset}: no change."
+
+
+def _grants(items: list[str]) -> list[str]:
+    """The grants ('group g', 'user u') among a Change's items, not a new visibility."""
+    return [item for item in items if not item.startswith(VISIBILITY)]
 
 
 def _listed(items: list[str]) -> str:

@@ -178,9 +178,7 @@ class EventsQuery(BaseModel):
     to: datetime | None = Field(None, description="exclusive, ISO 8601")
     limit: int = Field(100, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=200, description="next_cursor of a page")
-    filter: list[str] = Field(
-        default_factory=list, max_length=MAX_FILTERS, description=FILTER_HELP
-    )
+    filter: list[str] = Field(default_factory=list, max_length=MAX_FILTERS, description=FILTER_HELP)
 
 
 class Event(BaseModel):
@@ -202,9 +200,7 @@ class SeriesQuery(BaseModel):
     bucket: Literal["minute", "hour", "day"] = "hour"
     agg: Literal["count", "sum", "avg", "min", "max", "p50", "p95"] = "count"
     field: str | None = Field(None, description="a numeric column; needed unless agg=count")
-    filter: list[str] = Field(
-        default_factory=list, max_length=MAX_FILTERS, description=FILTER_HELP
-    )
+    filter: list[str] = Field(default_factory=list, max_length=MAX_FILTERS, description=FILTER_HELP)
     group_by: str | None = Field(
         None,
         max_length=200,

@@ -32,10 +32,17 @@ from etl.datasets import DatasetError, check_dataset_name
 from etl.export import rejected_rows_csv
 from etl.parse import MAX_NAME_LENGTH, CsvError, detect_format, normalise_name, read_csv
 from etl.parse import SAMPLE_SIZE as PARSE_SAMPLE_BYTES
-from etl.pipeline import SAMPLE_SIZE, IngestOptions, IngestSummary
+from etl.pipeline import SAMPLE_SIZE, IngestOptions, IngestSummary, describe_format
 from etl.runs import run_now
 from etl.sources import SourceError
-from etl.types import Column, ColumnType, combine_date_and_time, infer_columns, suggest_time_column
+from etl.types import (
+    Column,
+    ColumnType,
+    combine_date_and_time,
+    infer_columns,
+    infer_number_style,
+    suggest_time_column,
+)
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 UPLOAD_KEPT_FOR = timedelta(days=7)  # runs from an upload may be retried until then
@@ -214,12 +221,13 @@ def preview_upload(upload_id: object) -> UploadPreview:
         except CsvError as exc:
             raise UploadError(str(exc)) from exc
     names = reader.header.names
-    columns = infer_columns(reader.header, sample)
+    numbers = infer_number_style(sample, reader.format.delimiter)
+    columns = infer_columns(reader.header, sample, numbers)
     time_column = suggest_time_column(columns)
     pair = combine_date_and_time(columns, sample)
     return UploadPreview(
         upload_id=path.stem,
-        format=reader.format.describe(),
+        format=describe_format(reader.format.describe(), numbers),
         columns=columns,
         rows=[dict(zip(names, fields, strict=False)) for fields in sample[:PREVIEW_ROWS]],
         time_column=time_column,

@@ -38,6 +38,9 @@ FRAME_SCHEMA: dict[str, pl.DataType] = {
 _ASCII_BLANKS = " \t\x0b\x0c"  # what str.strip() removes from an ASCII cell without line ends
 _INTEGER = r"^[+-]?[0-9]{1,18}$"  # 18 digits always fit in a bigint
 _FLOAT = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+# A decimal-comma file's numbers ("1.234,5"), read as etl.types reads them: points dropped,
+# the comma made a point.
+_COMMA_FLOAT = r"^[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+)(?:,[0-9]+)?$"
 _ISO = (
     r"^(?<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
     r"(?:[T ](?<hm>[0-9]{2}:[0-9]{2})(?::(?<s>[0-9]{2})(?:\.(?<f>[0-9]{1,6}))?)?)?"
@@ -235,10 +238,14 @@ def _column_stages(validator: RowValidator, index: int) -> Stages:
         ]
     if kind is ColumnType.FLOAT:
         n = f"n{index}"
+        number, form = stripped, _FLOAT
+        if validator.numbers.decimal_comma:
+            number = stripped.str.replace_all(".", "", literal=True)
+            number, form = number.str.replace(",", ".", literal=True), _COMMA_FLOAT
         return [
             first,
-            [blank, stripped.cast(pl.Float64, strict=False).alias(n)],
-            [(stripped.str.contains(_FLOAT) & pl.col(n).is_finite()).fill_null(False).alias(m)],
+            [blank, number.cast(pl.Float64, strict=False).alias(n)],
+            [(stripped.str.contains(form) & pl.col(n).is_finite()).fill_null(False).alias(m)],
             [pl.when(pl.col(m)).then(pl.col(n)).alias(v), (pl.col(b) | pl.col(m)).alias(s)],
             # polars and orjson both print the shortest repr that reads back (tested).
             [plain_json],

@@ -20,8 +20,10 @@ from etl.parse import CsvError, CsvReader, Header, Record, detect_format, make_h
 from etl.types import (
     Column,
     ColumnType,
+    NumberStyle,
     combine_date_and_time,
     infer_columns,
+    infer_number_style,
     infer_timestamp_style,
     suggest_time_column,
 )
@@ -100,6 +102,7 @@ def ingest_csv(
         sample = list(islice(records, SAMPLE_SIZE))
     except CsvError as exc:
         raise IngestError(str(exc)) from exc
+    numbers = infer_number_style([record.fields for record in sample], reader.format.delimiter)
 
     def by_columns(validator: RowValidator) -> Iterator[PreparedBatch] | None:
         return prepare_batches(data, reader.format, validator) if whole else None
@@ -111,12 +114,24 @@ def ingest_csv(
             yield record
 
     summary = _ingest(
-        conn, reader.header, sample, reported(chain(sample, records)), options, run_id, by_columns
+        conn,
+        reader.header,
+        sample,
+        reported(chain(sample, records)),
+        options,
+        run_id,
+        by_columns,
+        numbers,
     )
-    summary.format = reader.format.describe()
+    summary.format = describe_format(reader.format.describe(), numbers)
     if progress is not None:
         progress(len(data) if whole else reader.bytes_read)
     return summary
+
+
+def describe_format(described: str, numbers: NumberStyle) -> str:
+    """Add the decimal comma to a file's format in words, where the file uses one."""
+    return f"{described}, {numbers.describe()}" if numbers.decimal_comma else described
 
 
 def _read_up_to(stream: BinaryIO, size: int) -> bytes:
@@ -185,11 +200,12 @@ def _ingest(
     options: IngestOptions,
     run_id: int | None,
     columnar: Callable[[RowValidator], Iterator[PreparedBatch] | None] | None = None,
+    numbers: NumberStyle | None = None,
 ) -> IngestSummary:
     sample_fields = [item.fields if isinstance(item, Record) else item for item in sample]
     try:
-        dataset, created = _dataset_for(conn, options, header, sample_fields)
-        validator = RowValidator(dataset, header.names, header.labels)
+        dataset, created = _dataset_for(conn, options, header, sample_fields, numbers)
+        validator = RowValidator(dataset, header.names, header.labels, numbers)
     except DatasetError as exc:
         raise IngestError(str(exc)) from exc
     summary = IngestSummary(dataset=dataset.name, run_id=run_id, created=created)
@@ -263,6 +279,7 @@ def _dataset_for(
     options: IngestOptions,
     header: Header,
     sample: Sequence[Sequence[str]],
+    numbers: NumberStyle | None,
 ) -> tuple[DatasetSpec, bool]:
     existing = get_dataset(conn, options.dataset)
     if existing is not None:
@@ -275,7 +292,8 @@ def _dataset_for(
             "a header only"
         )
     columns = _override_types(
-        _rare_empties_required(infer_columns(header, sample), sample), options.column_types
+        _rare_empties_required(infer_columns(header, sample, numbers), sample),
+        options.column_types,
     )
     time_column = options.time_column or suggest_time_column(columns)
     if options.time_column is not None:

@@ -19,8 +19,14 @@ FALSE_WORDS = frozenset({"false", "no", "f", "n"})
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1  # PostgreSQL bigint
 
 _IDENTIFIER = re.compile(rf"[a-z_][a-z0-9_]{{0,{MAX_NAME_LENGTH - 1}}}")
-# US grouping only ("1,234,567.5"): "1,5" stays text, as it is a decimal comma in Europe.
+# US grouping ("1,234,567.5"), read in files that write decimals with a point.
 _GROUPED_NUMBER = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+# In files that write decimals with a comma (Europe: "1.234,56", "99,5"), points group digits.
+_COMMA_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?", re.ASCII)
+_COMMA_GROUPED_INTEGER = re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+", re.ASCII)
+_COMMA_DECIMAL = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+", re.ASCII)
+_POINT_DECIMAL = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)\.\d+", re.ASCII)
+_ONE_GROUP = re.compile(r"[+-]?\d{1,3}[.,]\d{3}", re.ASCII)  # "1,234" or "1.234": either way round
 # Identifiers such as ZIP codes and phone numbers lose their leading zero as numbers.
 _LEADING_ZERO = re.compile(r"[+-]?0\d")
 
@@ -88,6 +94,16 @@ class CoercionError(ValueError):
 
 
 @dataclass(frozen=True)
+class NumberStyle:
+    """How a file writes decimals: with a point (1,234.5) or a comma (1.234,5)."""
+
+    decimal_comma: bool = False
+
+    def describe(self) -> str:
+        return "decimal comma" if self.decimal_comma else "decimal point"
+
+
+@dataclass(frozen=True)
 class TimestampStyle:
     """How to read ambiguous numeric dates such as 1/5/2019."""
 
@@ -131,6 +147,31 @@ def _to_float(text: str) -> float | None:
             raise CoercionError(f"{quoted(text)} is not a number")
         value = float(stripped.replace(",", ""))
     return value
+
+
+def _to_integer_comma(text: str) -> int | None:
+    """Read an integer of a decimal-comma file, where "1.234" is a thousand and more."""
+    stripped = text.strip()
+    if _COMMA_GROUPED_INTEGER.fullmatch(stripped):
+        value = int(stripped.replace(".", ""))
+        if not BIGINT_MIN <= value <= BIGINT_MAX:
+            raise CoercionError(f"{quoted(text)} is too large for an integer")
+        return value
+    if "," in stripped:
+        raise CoercionError(f"{quoted(text)} is not an integer")
+    return _to_integer(text)
+
+
+def _to_float_comma(text: str) -> float | None:
+    """Read a number of a decimal-comma file: "1.234,5", "99,5", or "1.234" (1234)."""
+    stripped = text.strip()
+    if _COMMA_NUMBER.fullmatch(stripped):
+        value = float(stripped.replace(".", "").replace(",", "."))
+        if math.isfinite(value):
+            return value
+    elif not stripped or stripped.lower() in NULL_TOKENS:
+        return None
+    raise CoercionError(f"{quoted(text)} is not a number (the file writes decimals with a comma)")
 
 
 def _to_boolean(text: str) -> bool | None:
@@ -256,19 +297,23 @@ def _timestamp_coercer(style: TimestampStyle | None) -> Callable[[str], datetime
 
 
 def coercer(
-    column_type: ColumnType, style: TimestampStyle | None = None
+    column_type: ColumnType,
+    style: TimestampStyle | None = None,
+    numbers: NumberStyle | None = None,
 ) -> Callable[[str], object]:
     """Return a function that turns a cell into its typed value, or None for a blank one.
 
     The function raises CoercionError for a value that does not fit. Timestamps come back
     timezone-aware (a time without an offset is taken as UTC); without a style, numeric dates
-    are read month first with "/" or "-" and day first with ".".
+    are read month first with "/" or "-" and day first with "."; without a number style,
+    decimals are written with a point.
     """
     if column_type is ColumnType.TIMESTAMP:
         return _timestamp_coercer(style)
+    comma = numbers is not None and numbers.decimal_comma
     converters: dict[ColumnType, Callable[[str], object]] = {
-        ColumnType.INTEGER: _to_integer,
-        ColumnType.FLOAT: _to_float,
+        ColumnType.INTEGER: _to_integer_comma if comma else _to_integer,
+        ColumnType.FLOAT: _to_float_comma if comma else _to_float,
         ColumnType.BOOLEAN: _to_boolean,
         ColumnType.TEXT: _to_text,
     }
@@ -293,6 +338,29 @@ def infer_timestamp_style(values: Sequence[str]) -> TimestampStyle:
     return TimestampStyle(day_first=dotted > other)
 
 
+def infer_number_style(sample: Sequence[Sequence[str]], delimiter: str | None) -> NumberStyle:
+    """Decide whether a file writes decimals with a comma, from the numbers in a sample.
+
+    Cells such as "99,5" or "1.234,56" vote for a comma, "0.75" or "1,234.5" for a point;
+    "1,234" and "1.234" read either way and do not vote. The larger vote wins; on a tie
+    (no vote at all, say), a semicolon-separated file is taken to be written in a decimal-comma
+    locale, as spreadsheets there write CSV, and any other file with a point.
+    """
+    comma = point = 0
+    for row in sample:
+        for cell in row:
+            value = cell.strip()
+            if len(value) > 40 or _ONE_GROUP.fullmatch(value):
+                continue
+            if _COMMA_DECIMAL.fullmatch(value) and not _GROUPED_NUMBER.fullmatch(value):
+                comma += 1
+            elif _POINT_DECIMAL.fullmatch(value):
+                point += 1
+    if comma != point:
+        return NumberStyle(decimal_comma=comma > point)
+    return NumberStyle(decimal_comma=delimiter == ";")
+
+
 def _fits(convert: Callable[[str], object], values: Sequence[str]) -> bool:
     try:
         for value in values:
@@ -302,7 +370,7 @@ def _fits(convert: Callable[[str], object], values: Sequence[str]) -> bool:
     return True
 
 
-def infer_type(values: Sequence[str]) -> ColumnType:
+def infer_type(values: Sequence[str], numbers: NumberStyle | None = None) -> ColumnType:
     """Pick the narrowest type that every value (none blank or a null token) fits."""
     if not values:
         return ColumnType.TEXT
@@ -310,9 +378,9 @@ def infer_type(values: Sequence[str]) -> ColumnType:
     numeric = not any(
         _LEADING_ZERO.match(value) or (len(value) > 18 and value.isdigit()) for value in values
     )
-    if numeric and _fits(_to_integer, values):
+    if numeric and _fits(coercer(ColumnType.INTEGER, numbers=numbers), values):
         return ColumnType.INTEGER
-    if numeric and _fits(_to_float, values):
+    if numeric and _fits(coercer(ColumnType.FLOAT, numbers=numbers), values):
         return ColumnType.FLOAT
     if _fits(_to_boolean, values):
         return ColumnType.BOOLEAN
@@ -321,14 +389,16 @@ def infer_type(values: Sequence[str]) -> ColumnType:
     return ColumnType.TEXT
 
 
-def infer_columns(header: Header, sample: Sequence[Sequence[str]]) -> list[Column]:
+def infer_columns(
+    header: Header, sample: Sequence[Sequence[str]], numbers: NumberStyle | None = None
+) -> list[Column]:
     """Infer each column's type and nullability from a sample of records' fields."""
     columns = []
     for index, (name, label) in enumerate(zip(header.names, header.labels, strict=True)):
         cells = [row[index].strip() for row in sample if index < len(row)]
         present = [cell for cell in cells if cell]
         voters = [cell for cell in present if cell.lower() not in NULL_TOKENS]
-        column_type = infer_type(voters)
+        column_type = infer_type(voters, numbers)
         # Null tokens are values in a text column; any cell left unseen may be blank.
         nulls_seen = len(present) < len(cells) or (
             column_type is not ColumnType.TEXT and len(voters) < len(present)

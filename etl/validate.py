@@ -12,7 +12,7 @@ import orjson
 
 from etl.datasets import DatasetError, DatasetSpec
 from etl.parse import Record
-from etl.types import CoercionError, coercer, join_date_time
+from etl.types import CoercionError, NumberStyle, coercer, join_date_time
 
 # (time, dedupe key, payload as JSON): the shape COPY takes.
 PreparedRow = tuple[datetime | None, bytes, bytes]
@@ -49,13 +49,20 @@ def column_positions(dataset: DatasetSpec, header: Sequence[str]) -> list[int | 
 class RowValidator:
     """Turn the records of one input into prepared rows or rejections."""
 
-    def __init__(self, dataset: DatasetSpec, header: Sequence[str], labels: Sequence[str]) -> None:
+    def __init__(
+        self,
+        dataset: DatasetSpec,
+        header: Sequence[str],
+        labels: Sequence[str],
+        numbers: NumberStyle | None = None,
+    ) -> None:
         self.dataset = dataset
         self.width = len(header)
         self.positions = column_positions(dataset, header)
+        self.numbers = numbers or NumberStyle()  # the input's, not the dataset's: files differ
         style = dataset.timestamp_style
         self.coercers: list[Callable[[str], Any]] = [
-            coercer(column.type, style) for column in dataset.columns
+            coercer(column.type, style, self.numbers) for column in dataset.columns
         ]
         label_of = dict(zip(header, labels, strict=True))
         self.labels = [label_of.get(column.name, column.name) for column in dataset.columns]

@@ -208,3 +208,36 @@ def test_a_file_larger_than_the_columnar_limit_streams_row_by_row(
     by_columns, by_rows = load_both_ways(database_url, path)
     assert_same(by_columns, by_rows)
     assert by_columns["counts"] == [500, 500, 0, 0]
+
+
+COMMA_NASTY = [
+    "1.234,5",
+    "-0,75",
+    "+3,0",
+    "1.234.567,891",
+    "1.234",
+    "12",
+    " 7,5 ",
+    "1.5",
+    "1,2,3",
+    "12.34,5",
+    "1e5",
+    "1.234.56",
+    ",5",
+    "NA",
+    "",
+    "9" * 400 + ",5",
+    "0,1000000000000000055511151231257827",
+]
+
+
+def test_decimal_comma_numbers_load_the_same_by_columns_and_by_rows(database_url, tmp_path):
+    lines = ["when;amount;count", *[f"2024-01-01;{n},5;2" for n in range(1100)]]
+    lines += [f"2024-01-02;{value};1.234" for value in COMMA_NASTY]
+    path = tmp_path / "komma.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    by_columns, by_rows = load_both_ways(database_url, path, key_columns=())
+    assert_same(by_columns, by_rows)
+    assert by_columns["columns"][1]["type"] == "float"
+    # Rejected: seven forms that are not numbers here, and NA and "" in a required column.
+    assert by_columns["counts"] == [1100 + len(COMMA_NASTY), 1100 + 8, 9, 0]

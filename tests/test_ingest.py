@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 
 import psycopg
 import pytest
@@ -115,6 +116,39 @@ def test_rollups_count_every_loaded_row(runner, database_url):
     )
     expected = scalar(database_url, "SELECT sum((payload->>'aapl_close')::float8) FROM events")
     assert close == pytest.approx(expected)
+
+
+def test_a_spreadsheet_export_with_decimal_commas_loads_its_numbers_as_numbers(
+    runner, database_url, tmp_path
+):
+    # What a spreadsheet in a German or French locale saves: semicolons, a BOM, "1.234,56".
+    # The odd row comes after the 1,000 rows that types are inferred from.
+    first_day = date(2021, 1, 1)
+    lines = ["Datum;Umsatz;Menge;Notiz"]
+    for n in range(1, 1101):
+        day = (first_day + timedelta(days=n - 1)).strftime("%d.%m.%Y")
+        lines.append(f"{day};{n % 900 + 1}.234,5{n % 10};{n * 100};Tag {n}")
+    lines.append("06.01.2024;1.5;3;a decimal point where the file writes commas")
+    path = tmp_path / "umsatz.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8-sig"))
+    summary = ingest(runner, path, "umsatz")
+    assert summary["format"] == "UTF-8 with BOM, semicolon-separated, decimal comma"
+    types = {column["name"]: column["type"] for column in summary["columns"]}
+    assert types == {"datum": "timestamp", "umsatz": "float", "menge": "integer", "notiz": "text"}
+    assert (summary["rows_loaded"], summary["rows_rejected"]) == (1100, 1)
+    first = scalar(database_url, "SELECT payload::text FROM events ORDER BY ts LIMIT 1")
+    assert json.loads(first) == {
+        "datum": "2021-01-01T00:00:00+00:00",
+        "umsatz": 2234.51,
+        "menge": 100,
+        "notiz": "Tag 1",
+    }
+    total = scalar(database_url, "SELECT sum((payload->>'menge')::int) FROM events")
+    assert total == sum(n * 100 for n in range(1, 1101))
+    reason = scalar(database_url, "SELECT reason FROM rejected_rows WHERE line = 1102")
+    assert reason == (
+        """column 'Umsatz': "1.5" is not a number (the file writes decimals with a comma)"""
+    )
 
 
 def test_a_word_for_no_value_in_a_required_column_is_named_in_the_reason(

@@ -13,10 +13,12 @@ from etl.types import (
     CoercionError,
     Column,
     ColumnType,
+    NumberStyle,
     TimestampStyle,
     coercer,
     combine_date_and_time,
     infer_columns,
+    infer_number_style,
     infer_timestamp_style,
     join_date_time,
     suggest_time_column,
@@ -451,3 +453,80 @@ def test_inferred_types_accept_every_sampled_value(rows: list[list[str]]) -> Non
         parsed = [parse(value) for value in values]  # raises if inference was wrong
         if not column.nullable:
             assert None not in parsed
+
+
+COMMA = NumberStyle(decimal_comma=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1.234,56", 1234.56),
+        ("99,5", 99.5),
+        ("-0,75", -0.75),
+        ("+12,50", 12.5),
+        ("1.234.567,8", 1234567.8),
+        ("1.234", 1234.0),  # a point groups digits here
+        ("42", 42.0),
+        (" 3,25 ", 3.25),
+        ("", None),
+        ("NA", None),
+    ],
+)
+def test_a_decimal_comma_file_reads_points_as_groups_and_the_comma_as_the_decimal(text, value):
+    assert coercer(ColumnType.FLOAT, numbers=COMMA)(text) == value
+
+
+@pytest.mark.parametrize("text", ["1.5", "1,2,3", "1.23,4", "12.34.5", "1e5", "inf", ",5", "٣,٥"])
+def test_a_decimal_comma_file_refuses_other_number_forms_and_says_why(text):
+    with pytest.raises(CoercionError, match="writes decimals with a comma"):
+        coercer(ColumnType.FLOAT, numbers=COMMA)(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("1.234", 1234), ("1.234.567", 1234567), ("-7", -7), ("", None)]
+)
+def test_a_decimal_comma_file_reads_grouped_integers(text, value):
+    assert coercer(ColumnType.INTEGER, numbers=COMMA)(text) == value
+
+
+@pytest.mark.parametrize("text", ["1,5", "1,234", "1.5", "1.23.4"])
+def test_a_decimal_comma_file_has_no_integer_with_a_comma_or_a_lone_decimal_point(text):
+    with pytest.raises(CoercionError, match="is not an integer"):
+        coercer(ColumnType.INTEGER, numbers=COMMA)(text)
+
+
+@pytest.mark.parametrize(
+    ("cells", "delimiter", "decimal_comma"),
+    [
+        (["99,5", "1.234,56", "7"], ";", True),
+        (["99,5", "0,25"], ",", True),  # quoted in a comma-separated file, still a decimal comma
+        (["0.75", "1,234.5"], ";", False),
+        (["0.75", "99,5", "12.5"], ";", False),  # the larger vote wins
+        (["1,234", "1.234", "12"], ";", True),  # no vote: a semicolon file is European
+        (["1,234", "1.234", "12"], ",", False),
+        ([], "\t", False),
+    ],
+)
+def test_the_decimal_mark_is_voted_by_the_sample(cells, delimiter, decimal_comma):
+    style = infer_number_style([[cell, "text"] for cell in cells], delimiter)
+    assert style.decimal_comma is decimal_comma
+
+
+def test_types_of_a_decimal_comma_sample_are_numbers_not_text():
+    header = make_header(["Datum", "Umsatz", "Menge", "Anteil"])
+    sample = [
+        ["01.02.2024", "1.234,56", "1.200", "0,5"],
+        ["02.02.2024", "99,5", "3", "0,25"],
+        ["15.02.2024", "2.000", "4", "1"],
+    ]
+    style = infer_number_style(sample, ";")
+    assert style == COMMA
+    assert types_of(infer_columns(header, sample, style)) == {
+        "datum": ColumnType.TIMESTAMP,
+        "umsatz": ColumnType.FLOAT,
+        "menge": ColumnType.INTEGER,
+        "anteil": ColumnType.FLOAT,
+    }
+    # Read as if written with a decimal point, '1.234,56' is no number at all.
+    assert types_of(infer_columns(header, sample))["umsatz"] is ColumnType.TEXT

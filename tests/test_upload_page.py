@@ -253,6 +253,18 @@ def test_supermarket_preview_joins_date_and_time(app):
     assert {column.name: column.label for column in preview.columns}["tax_5_pct"] == "Tax 5%"
 
 
+def test_preview_of_a_decimal_comma_file_says_so_and_types_its_numbers(app, analyst):
+    body = "Datum;Preis;Stück\r\n01.03.2024;1.299,90;2\r\n02.03.2024;4,5;1.000\r\n"
+    with app.app_context():
+        upload_id = save_upload(body.encode("cp1252"))
+        preview = preview_upload(upload_id)
+        summary = load_upload(upload_id, UploadTarget(dataset="preise"), analyst()).summary
+    assert preview.format == "Latin-1, semicolon-separated, decimal comma"
+    types = {column.name: column.type.value for column in preview.columns}
+    assert types == {"datum": "timestamp", "preis": "float", "stuck": "integer"}
+    assert (summary.rows_loaded, summary.rows_rejected, summary.format) == (2, 0, preview.format)
+
+
 def test_tips_loads_243_rows_and_1_duplicate(app, analyst):
     with app.app_context():
         upload_id = save_upload((PLOTLY / "tips.csv").read_bytes())

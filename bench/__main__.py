@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import ingest, live, load, query
+from bench import floor, ingest, live, load, query
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "live": (live.DESCRIPTION, live.configure, live.main),
     "query": (query.DESCRIPTION, query.configure, query.main),
     "load": (load.DESCRIPTION, load.configure, load.main),
+    "floor": (floor.DESCRIPTION, floor.configure, floor.main),
 }
 
 

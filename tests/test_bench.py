@@ -45,3 +45,26 @@ def test_ingest_benchmark_reports_every_figure_with_exact_counts():
     assert result["postgresql_version"]
     assert result["python_version"]
     assert result["cpu_count"] >= 1
+
+
+@pytest.mark.slow
+def test_floor_benchmark_stores_every_row_in_each_layout_and_gives_its_ceilings():
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "floor", "--rows", "2000", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert result["exact_counts"] is True
+    assert set(result["layouts"]) == {"jsonb", "text", "typed"}
+    copy_seconds = result["copy"]["seconds"]
+    for figures in result["layouts"].values():
+        assert figures["rows_per_s"] > 0
+        assert figures["ceiling_vs_copy"] == pytest.approx(copy_seconds / figures["seconds"], 1e-2)
+        assert figures["ceiling_vs_to_sql"] > 0
+    assert result["to_sql"]["rows"] == 2000

@@ -268,15 +268,25 @@ def _user_errors() -> Iterator[None]:
 )
 @click.option("--time-column", help="Column holding each row's time (new datasets).")
 @click.option("--key", "key", help="Comma-separated columns that identify a row (new datasets).")
+@click.option(
+    "--decimal-mark",
+    type=click.Choice(["point", "comma"]),
+    help="How the file writes decimals: 1,234.5 (point) or 1.234,5 (comma). Default: detected.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
 def ingest(
-    file: str, dataset_name: str, time_column: str | None, key: str | None, as_json: bool
+    file: str,
+    dataset_name: str,
+    time_column: str | None,
+    key: str | None,
+    decimal_mark: str | None,
+    as_json: bool,
 ) -> None:
     """Load a CSV file into a dataset; loading the same rows twice adds nothing."""
     from app.ingest_cli import run_ingest
 
     with app_context():
-        run_ingest(Path(file), dataset_name, time_column, key, as_json)
+        run_ingest(Path(file), dataset_name, time_column, key, as_json, decimal_mark)
 
 
 @main.group()

@@ -18,7 +18,12 @@ from etl.sources import SourceError
 
 
 def run_ingest(
-    path: Path, dataset: str, time_column: str | None, key: str | None, as_json: bool
+    path: Path,
+    dataset: str,
+    time_column: str | None,
+    key: str | None,
+    as_json: bool,
+    decimal_mark: str | None = None,
 ) -> None:
     """Record a run for ``path`` and execute it here, reporting progress and the counts."""
     try:
@@ -29,6 +34,7 @@ def run_ingest(
         dataset=dataset,
         time_column=time_column,
         key_columns=tuple(part.strip() for part in (key or "").split(",") if part.strip()),
+        decimal_mark=decimal_mark,
     )
     with connect() as conn:
         summary = _execute(conn, options, path, show_bar=not as_json and sys.stderr.isatty())

@@ -36,8 +36,10 @@ from etl.pipeline import SAMPLE_SIZE, IngestOptions, IngestSummary, describe_for
 from etl.runs import run_now
 from etl.sources import SourceError
 from etl.types import (
+    DECIMAL_MARKS,
     Column,
     ColumnType,
+    NumberStyle,
     combine_date_and_time,
     infer_columns,
     infer_number_style,
@@ -68,6 +70,7 @@ class UploadPreview:
     rows: list[dict[str, str]]
     time_column: str | None = None
     time_of_day_column: str | None = None
+    decimal_mark: str = "point"  # as detected, or as chosen
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class UploadTarget:
     time_column: str | None = None
     key_columns: tuple[str, ...] = ()
     column_types: dict[str, str] = field(default_factory=dict)
+    decimal_mark: str | None = None  # None: detected from the file
 
 
 @dataclass(frozen=True)
@@ -211,9 +215,13 @@ def upload_path(upload_id: object) -> Path:
     return path
 
 
-def preview_upload(upload_id: object) -> UploadPreview:
-    """Read a stored upload's format, first rows and inferred column types."""
+def preview_upload(upload_id: object, decimal_mark: object = None) -> UploadPreview:
+    """Read a stored upload's format, first rows and inferred column types.
+
+    ``decimal_mark`` ("point" or "comma") overrides the one detected in the file.
+    """
     path = upload_path(upload_id)
+    chosen = chosen_decimal_mark(decimal_mark)
     with path.open("rb") as stream:
         try:
             reader = read_csv(stream)
@@ -221,7 +229,11 @@ def preview_upload(upload_id: object) -> UploadPreview:
         except CsvError as exc:
             raise UploadError(str(exc)) from exc
     names = reader.header.names
-    numbers = infer_number_style(sample, reader.format.delimiter)
+    numbers = (
+        infer_number_style(sample, reader.format.delimiter)
+        if chosen is None
+        else NumberStyle.named(chosen)
+    )
     columns = infer_columns(reader.header, sample, numbers)
     time_column = suggest_time_column(columns)
     pair = combine_date_and_time(columns, sample)
@@ -232,7 +244,15 @@ def preview_upload(upload_id: object) -> UploadPreview:
         rows=[dict(zip(names, fields, strict=False)) for fields in sample[:PREVIEW_ROWS]],
         time_column=time_column,
         time_of_day_column=pair[1] if pair is not None and pair[0] == time_column else None,
+        decimal_mark=DECIMAL_MARKS[numbers.decimal_comma],
     )
+
+
+def chosen_decimal_mark(mark: object) -> str | None:
+    """Check a decimal mark sent by the browser: "point", "comma", or None (detect)."""
+    if mark is None or mark in DECIMAL_MARKS:
+        return mark
+    raise UploadError("The decimal mark is either point or comma.")
 
 
 def suggest_dataset_name(filename: str) -> str:
@@ -275,11 +295,14 @@ def target_from_form(
     keys: object,
     types: object,
 ) -> UploadTarget:
-    """Build the load target from the page's form values, as the browser sent them."""
+    """Build the load target from the page's form values, as the browser sent them.
+
+    The file is read with the decimal mark of ``upload``, its preview.
+    """
     if mode == "existing":
         if not isinstance(existing, str) or not existing:
             raise UploadError("Pick the dataset to add the rows to.")
-        return UploadTarget(dataset=existing, existing=True)
+        return UploadTarget(dataset=existing, existing=True, decimal_mark=upload.decimal_mark)
     if not isinstance(name, str) or not name.strip():
         raise UploadError("Name the new dataset.")
     if time_column is not None and not isinstance(time_column, str):
@@ -292,6 +315,7 @@ def target_from_form(
         time_column=time_column or None,
         key_columns=tuple(keys),
         column_types=type_overrides(upload, types),
+        decimal_mark=upload.decimal_mark,
     )
 
 
@@ -323,6 +347,7 @@ def load_upload(upload_id: object, target: UploadTarget, user: User) -> LoadResu
         column_types={} if target.existing else target.column_types,
         create=not target.existing,
         owner_id=user.id,
+        decimal_mark=target.decimal_mark,
     )
     source = {"path": str(path)}
     # One attempt: the user is watching, and a silent retry later would surprise them.

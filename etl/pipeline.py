@@ -51,6 +51,7 @@ class IngestOptions:
     column_types: dict[str, str] = field(default_factory=dict)
     create: bool = True
     owner_id: int | None = None
+    decimal_mark: str | None = None  # "point" or "comma"; None: each file's own, detected
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,7 +103,7 @@ def ingest_csv(
         sample = list(islice(records, SAMPLE_SIZE))
     except CsvError as exc:
         raise IngestError(str(exc)) from exc
-    numbers = infer_number_style([record.fields for record in sample], reader.format.delimiter)
+    numbers = _number_style(options, sample, reader.format.delimiter)
 
     def by_columns(validator: RowValidator) -> Iterator[PreparedBatch] | None:
         return prepare_batches(data, reader.format, validator) if whole else None
@@ -127,6 +128,15 @@ def ingest_csv(
     if progress is not None:
         progress(len(data) if whole else reader.bytes_read)
     return summary
+
+
+def _number_style(options: IngestOptions, sample: list[Record], delimiter: str) -> NumberStyle:
+    if options.decimal_mark is None:
+        return infer_number_style([record.fields for record in sample], delimiter)
+    try:
+        return NumberStyle.named(options.decimal_mark)
+    except ValueError as exc:
+        raise IngestError(str(exc)) from exc
 
 
 def describe_format(described: str, numbers: NumberStyle) -> str:

@@ -102,6 +102,19 @@ class NumberStyle:
     def describe(self) -> str:
         return "decimal comma" if self.decimal_comma else "decimal point"
 
+    @classmethod
+    def named(cls, mark: str) -> NumberStyle:
+        """The style for a decimal mark chosen by name: "comma" or "point".
+
+        :raises ValueError: for any other name.
+        """
+        if mark not in DECIMAL_MARKS:
+            raise ValueError(f"the decimal mark is 'comma' or 'point', not {mark!r}")
+        return cls(decimal_comma=mark == "comma")
+
+
+DECIMAL_MARKS = ("point", "comma")
+
 
 @dataclass(frozen=True)
 class TimestampStyle:

@@ -54,12 +54,15 @@ def check_chosen(event):
 
 @callback(
     output=PREVIEW_OUTPUTS,
-    inputs=[Input("datasets-upload", "contents")],
-    state=[State("datasets-upload", "filename")],
+    inputs=[Input("datasets-upload", "contents"), Input("datasets-decimal-mark", "value")],
+    state=[State("datasets-upload", "filename"), State("datasets-upload-store", "data")],
     prevent_initial_call=True,
 )
-def show_preview(contents, filename):
+def show_preview(contents, decimal_mark, filename, upload_id):
+    """A new file is read as detected; a decimal mark chosen reads the same file again."""
     try:
+        if dash.ctx.triggered_id == "datasets-decimal-mark":
+            return preview_values(preview_upload(upload_id, decimal_mark), None)
         preview = preview_upload(save_upload(decode_upload(filename, contents)))
     except UploadError as exc:
         return refused_values(str(exc))
@@ -106,12 +109,13 @@ def offer_time_columns(rows, _edited, _upload_id, current):
     State("datasets-time-column", "value"),
     State("datasets-key-columns", "value"),
     State("datasets-columns-grid", "rowData"),
+    State("datasets-decimal-mark", "value"),
     running=[(Output("datasets-load", "disabled"), True, False)],
     prevent_initial_call=True,
 )
-def load(_clicks, upload_id, mode, name, existing, time_column, keys, types):
+def load(_clicks, upload_id, mode, name, existing, time_column, keys, types, decimal_mark):
     try:
-        preview = preview_upload(upload_id)
+        preview = preview_upload(upload_id, decimal_mark)
         target = target_from_form(preview, mode, name, existing, time_column, keys, types)
         result = load_upload(upload_id, target, current_user)
     except (UploadError, IngestError) as exc:

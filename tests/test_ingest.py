@@ -151,6 +151,26 @@ def test_a_spreadsheet_export_with_decimal_commas_loads_its_numbers_as_numbers(
     )
 
 
+def test_the_decimal_mark_can_be_chosen_on_the_command_line(runner, database_url, tmp_path):
+    path = tmp_path / "weights.csv"
+    path.write_text("when;weight\n2024-01-01;1.234\n2024-01-02;2.500\n")
+    assert ingest(runner, path, "by_comma")["columns"][1]["type"] == "integer"  # a tie: comma
+    summary = ingest(runner, path, "by_point", "--decimal-mark", "point")
+    assert (summary["columns"][1]["type"], summary["format"]) == (
+        "float",
+        "UTF-8, semicolon-separated",
+    )
+    weights = scalar(
+        database_url,
+        "SELECT array_agg((payload->>'weight')::float8 ORDER BY e.id) FROM events e "
+        "JOIN datasets d ON d.id = e.dataset_id WHERE d.name = %s",
+        "by_point",
+    )
+    assert weights == [1.234, 2.5]
+    result = runner.invoke(main, ["ingest", str(path), "--dataset", "x", "--decimal-mark", "dot"])
+    assert result.exit_code == 2 and "'dot' is not one of 'point', 'comma'" in result.output
+
+
 def test_a_word_for_no_value_in_a_required_column_is_named_in_the_reason(
     runner, database_url, tmp_path
 ):

@@ -71,7 +71,8 @@ CALLBACK_RULES = {
     "..datasets-upload-store.data...datasets-upload-message.children"
     "...datasets-preview-section.style...datasets-preview.children"
     "...datasets-columns-grid.rowData...datasets-name.value"
-    "...datasets-key-columns.data...datasets-key-columns.value..": Role.ANALYST,
+    "...datasets-key-columns.data...datasets-key-columns.value"
+    "...datasets-decimal-mark.value..": Role.ANALYST,
     "..datasets-name.disabled...datasets-existing.disabled"
     "...datasets-time-column.disabled...datasets-key-columns.disabled..": Role.ANALYST,
     "..datasets-time-column.data...datasets-time-column.value..": Role.ANALYST,

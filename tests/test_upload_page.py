@@ -342,6 +342,49 @@ def test_analyst_uploads_tips_and_sees_the_preview(client, dash_app, auth, data_
     assert "UTF-8, comma-separated" in " ".join(texts(preview))
 
 
+def test_a_chosen_decimal_mark_reads_the_file_again_and_loads_it_so(
+    client, dash_app, auth, database_url
+):
+    auth.login_as(Role.ANALYST)
+    # Only "1.234"-like numbers: no vote, so a semicolon file is read with a decimal comma.
+    body = b"when;weight\n2024-01-01;1.234\n2024-01-02;2.500\n2024-01-03;12.750\n"
+    detected = upload(client, dash_app, body, "weights.csv")
+    assert detected["datasets-decimal-mark"]["value"] == "comma"
+    assert "decimal comma" in " ".join(texts(detected["datasets-preview"]["children"]))
+    types = {row["name"]: row["type"] for row in detected["datasets-columns-grid"]["rowData"]}
+    assert types["weight"] == "integer"  # 1234, 2500 and 12750
+    upload_id = detected["datasets-upload-store"]["data"]
+    again = call(
+        client,
+        dash_app,
+        "datasets-upload-store.data",
+        {"datasets-decimal-mark.value": "point", "datasets-upload-store.data": upload_id},
+    ).get_json()["response"]
+    assert again["datasets-decimal-mark"]["value"] == "point"
+    assert again["datasets-upload-store"]["data"] == upload_id
+    assert "datasets-name" not in again  # the form keeps what the user typed
+    rows = again["datasets-columns-grid"]["rowData"]
+    assert {row["name"]: row["type"] for row in rows}["weight"] == "float"
+    form = {"datasets-columns-grid.rowData": rows, "datasets-decimal-mark.value": "point"}
+    loaded = load(client, dash_app, upload_id, "weights", **form)
+    assert find(loaded["datasets-result"]["children"], "datasets-summary-loaded")["children"] == "3"
+    weights = scalar(
+        database_url, "SELECT array_agg((payload->>'weight')::float8 ORDER BY ts) FROM events"
+    )
+    assert weights == [1.234, 2.5, 12.75]
+
+
+def test_a_forged_decimal_mark_is_refused(client, dash_app, auth, database_url):
+    auth.login_as(Role.ANALYST)
+    upload_id = upload(client, dash_app, b"a;b\n1;2\n", "x.csv")["datasets-upload-store"]["data"]
+    forged = {"datasets-decimal-mark.value": "semicolon", "datasets-upload-store.data": upload_id}
+    response = call(client, dash_app, "datasets-upload-store.data", forged).get_json()["response"]
+    assert "point or comma" in json.dumps(response["datasets-upload-message"])
+    refused = load(client, dash_app, upload_id, "x", **{"datasets-decimal-mark.value": {"x": 1}})
+    assert "point or comma" in json.dumps(refused["datasets-result"])
+    assert scalar(database_url, "SELECT count(*) FROM datasets") == 0
+
+
 def test_time_column_choices_follow_type_edits(client, dash_app, auth):
     auth.login_as(Role.ANALYST)
     rows = [
@@ -747,6 +790,39 @@ def test_the_time_column_list_follows_type_edits_in_the_browser(driver, base_url
     retype(driver, 0, "text")  # "date": no longer a time, so no longer the choice
     WebDriverWait(driver, WAIT).until(lambda _: offered() == ["direction"])
     assert chosen.get_attribute("value") == ""
+
+
+@pytest.mark.browser
+def test_the_decimal_mark_can_be_changed_in_the_browser(
+    driver, base_url, auth, database_url, tmp_path
+):  # noqa: F811
+    path = tmp_path / "gewichte.csv"
+    path.write_text("Tag;Gewicht\n01.03.2024;1.234\n02.03.2024;2.500\n", encoding="utf-8")
+    sign_in(driver, base_url, auth, "ana@example.com", "analyst")
+    driver.get(f"{base_url}/datasets")
+    wait_for(driver, "#datasets-upload input[type=file]").send_keys(str(path))
+    wait_for(driver, "#datasets-preview-grid .ag-row")
+    weight_type = "#datasets-columns-grid .ag-row[row-index='1'] [col-id='type']"
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element((By.ID, "datasets-format"), "decimal comma")
+    )
+    assert wait_for(driver, weight_type).text == "integer"
+    point = "//*[@id='datasets-decimal-mark']//label[contains(., 'decimal point')]"
+    WebDriverWait(driver, WAIT).until(ec.element_to_be_clickable((By.XPATH, point))).click()
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element((By.CSS_SELECTOR, weight_type), "float")
+    )
+    assert "decimal comma" not in driver.find_element(By.ID, "datasets-format").text
+    assert driver.find_element(By.ID, "datasets-name").get_attribute("value") == "gewichte"
+    WebDriverWait(driver, WAIT).until(ec.element_to_be_clickable((By.ID, "datasets-load"))).click()
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element((By.ID, "datasets-summary-loaded"), "2")
+    )
+    screenshot(driver, "upload-decimal-mark.png")
+    stored = scalar(
+        database_url, "SELECT array_agg((payload->>'gewicht')::float8 ORDER BY ts) FROM events"
+    )
+    assert stored == [1.234, 2.5]
 
 
 @pytest.mark.browser

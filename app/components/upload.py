@@ -31,7 +31,12 @@ PREVIEW_OUTPUTS = {
     "name": Output("datasets-name", "value"),
     "key_choices": Output("datasets-key-columns", "data"),
     "keys": Output("datasets-key-columns", "value"),
+    "decimal_mark": Output("datasets-decimal-mark", "value"),
 }
+DECIMAL_CHOICES = [
+    {"value": "point", "label": "1,234.5: decimal point"},
+    {"value": "comma", "label": "1.234,5: decimal comma"},
+]
 RUN_COLUMNS: list[dict[str, Any]] = [
     {"field": "id", "headerName": "Run", "minWidth": 80},
     {"field": "dataset", "filter": True, "minWidth": 140},
@@ -138,6 +143,20 @@ def preview_section(existing: list[str]) -> Any:
         dmc.Stack(
             [
                 html.Div(id="datasets-preview"),
+                dmc.Group(
+                    [
+                        dmc.Text("Numbers are written with a", size="sm"),
+                        dmc.SegmentedControl(
+                            id="datasets-decimal-mark", data=DECIMAL_CHOICES, value="point"
+                        ),
+                        dmc.Text(
+                            "as detected: change it if the numbers below were read the wrong way",
+                            size="sm",
+                            c="dimmed",
+                        ),
+                    ],
+                    gap="xs",
+                ),
                 dmc.Title("Columns", order=4),
                 dag.AgGrid(
                     id="datasets-columns-grid",
@@ -192,8 +211,9 @@ def upload_page(existing: list[str], runs: list[dict[str, Any]]) -> Any:
     )
 
 
-def preview_values(preview: UploadPreview, dataset_name: str) -> dict[str, Any]:
-    """Fill PREVIEW_OUTPUTS from a stored upload's preview."""
+def preview_values(preview: UploadPreview, dataset_name: str | None) -> dict[str, Any]:
+    """Fill PREVIEW_OUTPUTS from a stored upload's preview; without a dataset name (the same
+    file read again) the form keeps its name and key."""
     names = [column.name for column in preview.columns]
     note = (
         f" Rows get their time of day from column {preview.time_of_day_column}."
@@ -222,9 +242,10 @@ def preview_values(preview: UploadPreview, dataset_name: str) -> dict[str, Any]:
             ]
         ),
         "columns": [column.to_json() for column in preview.columns],
-        "name": dataset_name,
+        "name": no_update if dataset_name is None else dataset_name,
         "key_choices": names,
-        "keys": [],
+        "keys": no_update if dataset_name is None else [],
+        "decimal_mark": preview.decimal_mark,
     }
 
 

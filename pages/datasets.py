@@ -3,6 +3,7 @@ from dash import Input, Output, State, callback, dcc, no_update
 from flask_login import current_user
 
 from app.access import visible_datasets
+from app.components.dataset_list import dataset_list, dataset_rows
 from app.components.upload import (
     PREVIEW_OUTPUTS,
     alert,
@@ -12,6 +13,7 @@ from app.components.upload import (
     time_column_choices,
     upload_page,
 )
+from app.queries import dataset_overview
 from app.uploads import (
     UploadError,
     check_chosen_file,
@@ -38,8 +40,10 @@ dash.register_page(
 
 
 def layout(**_query):
-    existing = [dataset.name for dataset in visible_datasets(current_user)]
-    return upload_page(existing, recent_runs(current_user))
+    visible = visible_datasets(current_user)
+    existing = [dataset.name for dataset in visible]
+    datasets = dataset_list(dataset_overview(visible))
+    return upload_page(existing, recent_runs(current_user), datasets)
 
 
 @callback(
@@ -149,3 +153,13 @@ def download_rejected(clicks, run_id):
 )
 def refresh_runs(_clicks, _run_id):
     return recent_runs(current_user)
+
+
+@callback(
+    Output("datasets-list-grid", "rowData"),
+    Input("datasets-list-refresh", "n_clicks"),
+    Input("datasets-run-store", "data"),
+    prevent_initial_call=True,
+)
+def refresh_datasets(_clicks, _run_id):
+    return dataset_rows(dataset_overview(visible_datasets(current_user)))

@@ -696,6 +696,47 @@ def test_rejected_rows_go_only_to_the_runs_creator_or_an_admin(app, client, dash
         assert result["datasets-download-message"]["children"]["props"]["title"] == "No download"
 
 
+def test_the_datasets_list_says_what_each_visible_dataset_holds(
+    app, client, dash_app, auth, runner, database_url
+):
+    auth.create("other@example.com", Role.ANALYST)
+    with app.app_context():
+        other = get_user("other@example.com")
+        loaded = {}
+        for name in ("weather", "hidden"):
+            upload_id = save_upload((PLOTLY / "2016-weather-data-seattle.csv").read_bytes())
+            target = UploadTarget(dataset=name, key_columns=("date",))
+            loaded[name] = load_upload(upload_id, target, other).summary.rows_loaded
+        db.session.execute(
+            text("UPDATE datasets SET visibility = 'restricted' WHERE name = 'hidden'")
+        )
+        db.session.commit()
+        db.session.remove()
+    assert runner.invoke(main, ["datasets", "set-retention", "weather", "30"]).exit_code == 0
+    auth.login_as(Role.ANALYST)
+    response = call(
+        client, dash_app, "datasets-list-grid.rowData", {"datasets-list-refresh.n_clicks": 1}
+    )
+    (row,) = response.get_json()["response"]["datasets-list-grid"]["rowData"]
+    assert row["dataset"] == "[weather](/explore?dataset=weather)"
+    assert (
+        row["events"]
+        == loaded["weather"]
+        == scalar(
+            database_url,
+            "SELECT count(*) FROM events e JOIN datasets d ON d.id = e.dataset_id AND d.name = %s",
+            "weather",
+        )
+    )
+    assert row["last_event"] == "2015-12-31 00:00:00"  # the last line of the file
+    assert row["columns"] == (
+        "date (timestamp), max_temperature_c (integer), mean_temperature_c (integer), "
+        "min_temperature_c (integer)"
+    )
+    assert (row["time_column"], row["key"], row["owner"]) == ("date", "date", "other@example.com")
+    assert (row["visible_to"], row["retention"]) == ("everyone signed in", "30 days")
+
+
 def test_a_hidden_dataset_is_neither_offered_nor_writable(app, client, dash_app, auth):
     auth.create("other@example.com", Role.ANALYST)
     with app.app_context():
@@ -712,6 +753,7 @@ def test_a_hidden_dataset_is_neither_offered_nor_writable(app, client, dash_app,
     ).get_json()["response"]["_pages_content"]["children"]
     assert find(page, "datasets-existing")["data"] == []
     assert find(page, "datasets-runs-grid")["rowData"] == []
+    assert find(page, "datasets-list-grid")["rowData"] == []
     mine = upload(client, dash_app, (PLOTLY / "tips.csv").read_bytes(), "tips.csv")
     mine_id = mine["datasets-upload-store"]["data"]
     for form in (
@@ -764,6 +806,18 @@ def test_analyst_uploads_and_loads_tips_in_the_browser(driver, base_url, auth, d
     grid = driver.find_element(By.ID, "datasets-columns-grid").rect["width"]
     headers = driver.find_elements(By.CSS_SELECTOR, "#datasets-columns-grid .ag-header-cell")
     assert sum(cell.rect["width"] for cell in headers) >= grid * 0.95
+    # The new dataset joins the list, with its events and a link into Explore.
+    link = WebDriverWait(driver, WAIT).until(
+        ec.presence_of_element_located(
+            (By.CSS_SELECTOR, "#datasets-list-grid a[href='/explore?dataset=tips']")
+        )
+    )
+    row = link.find_element(By.XPATH, "ancestor::div[@role='row']")
+    assert row.find_element(By.CSS_SELECTOR, "[col-id='events']").text == "243"
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
+    screenshot(driver, "datasets-list.png")
+    link.click()
+    WebDriverWait(driver, WAIT).until(ec.url_contains("/explore?dataset=tips"))
 
 
 @pytest.mark.browser

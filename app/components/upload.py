@@ -173,7 +173,7 @@ def preview_section(existing: list[str]) -> Any:
     )
 
 
-def upload_page(existing: list[str], runs: list[dict[str, Any]]) -> Any:
+def upload_page(existing: list[str], runs: list[dict[str, Any]], datasets: Any) -> Any:
     return dmc.Stack(
         [
             dmc.Title("Datasets & upload", order=2),
@@ -198,6 +198,7 @@ def upload_page(existing: list[str], runs: list[dict[str, Any]]) -> Any:
             ),
             html.Div(id="datasets-download-message"),
             dcc.Download(id="datasets-rejected-download"),
+            datasets,
             refreshable_grid(
                 "datasets-runs",
                 "Recent runs",

@@ -3,7 +3,7 @@ from dash import Input, Output, State, callback, dcc, no_update
 from flask_login import current_user
 
 from app.access import visible_datasets
-from app.components.dataset_list import dataset_list, dataset_rows
+from app.components.dataset_list import dataset_action, dataset_list
 from app.components.upload import (
     PREVIEW_OUTPUTS,
     alert,
@@ -157,9 +157,18 @@ def refresh_runs(_clicks, _run_id):
 
 @callback(
     Output("datasets-list-grid", "rowData"),
+    Output("datasets-manage-message", "children"),
+    Output("datasets-delete-confirm", "displayed"),
+    Output("datasets-delete-confirm", "message"),
     Input("datasets-list-refresh", "n_clicks"),
     Input("datasets-run-store", "data"),
+    Input("datasets-retention-set", "n_clicks"),
+    Input("datasets-delete", "n_clicks"),
+    Input("datasets-delete-confirm", "submit_n_clicks"),
+    State("datasets-list-grid", "selectedRows"),
+    State("datasets-retention-days", "value"),
     prevent_initial_call=True,
 )
-def refresh_datasets(_clicks, _run_id):
-    return dataset_rows(dataset_overview(visible_datasets(current_user)))
+def manage_datasets(_refresh, _run_id, _retention, _delete, _confirmed, selected, days):
+    """Refresh the list; set a dataset's retention; ask, then delete it (owner or admin)."""
+    return dataset_action(dash.ctx.triggered_id, current_user, selected, days)

@@ -737,6 +737,107 @@ def test_the_datasets_list_says_what_each_visible_dataset_holds(
     assert (row["visible_to"], row["retention"]) == ("everyone signed in", "30 days")
 
 
+def save_upload_as(app, file: str) -> str:
+    with app.app_context():
+        return save_upload((PLOTLY / file).read_bytes())
+
+
+def manage(client, dash_app, trigger: str, name: object, days: object = None) -> dict:
+    values = {
+        f"{trigger}": 1,
+        "datasets-list-grid.selectedRows": [{"name": name}],
+        "datasets-retention-days.value": days,
+    }
+    response = call(client, dash_app, "datasets-manage-message.children", values)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["response"]
+
+
+def test_the_owner_sets_retention_and_deletes_a_dataset_after_confirming(
+    app, client, dash_app, auth, database_url
+):
+    email = auth.login_as(Role.ANALYST)
+    upload_id = upload(client, dash_app, (PLOTLY / "tips.csv").read_bytes(), "tips.csv")[
+        "datasets-upload-store"
+    ]["data"]
+    load(client, dash_app, upload_id, "tips")
+    kept = manage(client, dash_app, "datasets-retention-set.n_clicks", "tips", 30)
+    (row,) = kept["datasets-list-grid"]["rowData"]
+    assert row["retention"] == "30 days"
+    assert "tips: events kept for 30 days." in json.dumps(kept["datasets-manage-message"])
+    asked = manage(client, dash_app, "datasets-delete.n_clicks", "tips")
+    assert asked["datasets-delete-confirm"] == {
+        "displayed": True,
+        "message": "Delete dataset tips? Its events, rollups, grants, jobs and runs go with it.",
+    }
+    assert "datasets-list-grid" not in asked  # nothing deleted before the answer
+    assert scalar(database_url, "SELECT count(*) FROM events") == 243
+    done = manage(client, dash_app, "datasets-delete-confirm.submit_n_clicks", "tips")
+    assert done["datasets-list-grid"]["rowData"] == []
+    assert "Dataset tips is deleted, with its 243 events." in json.dumps(done)
+    assert scalar(database_url, "SELECT count(*) FROM datasets") == 0
+    assert scalar(database_url, "SELECT count(*) FROM events") == 0
+    audited = scalar(
+        database_url,
+        "SELECT array_agg(action || ' ' || actor_email || ' ' || target || ' ' || details::text "
+        "ORDER BY id) FROM audit_log WHERE action IN ('dataset.retention', 'dataset.delete')",
+    )
+    assert audited == [
+        f'dataset.retention {email} tips {{"days": 30}}',
+        f'dataset.delete {email} tips {{"events": 243}}',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("days", "message"),
+    [
+        (-1, "0 (forever) to 36,500 days"),
+        (40_000, "0 (forever) to 36,500 days"),
+        (1.5, "whole number"),
+        ("30", "whole number"),
+        (True, "whole number"),
+        (None, "whole number"),
+    ],
+)
+def test_a_bad_retention_is_refused_with_its_reason(app, client, dash_app, auth, days, message):
+    auth.login_as(Role.ANALYST)
+    upload_id = save_upload_as(app, "tips.csv")
+    load(client, dash_app, upload_id, "tips")
+    refused = manage(client, dash_app, "datasets-retention-set.n_clicks", "tips", days)
+    assert "datasets-list-grid" not in refused
+    assert message in json.dumps(refused["datasets-manage-message"])
+
+
+def test_only_the_owner_or_an_admin_may_change_a_dataset(app, client, dash_app, auth, database_url):
+    auth.create("owner@example.com", Role.ANALYST)
+    with app.app_context():
+        for name in ("shared", "secret"):
+            upload_id = save_upload((PLOTLY / "tips.csv").read_bytes())
+            load_upload(upload_id, UploadTarget(dataset=name), get_user("owner@example.com"))
+        db.session.execute(
+            text("UPDATE datasets SET visibility = 'restricted' WHERE name = 'secret'")
+        )
+        db.session.commit()
+        db.session.remove()
+    auth.login_as(Role.ANALYST)
+    for trigger in (
+        "datasets-retention-set.n_clicks",
+        "datasets-delete.n_clicks",
+        "datasets-delete-confirm.submit_n_clicks",
+    ):
+        refused = manage(client, dash_app, trigger, "shared", 7)
+        assert "Only the owner of shared or an admin may change it." in json.dumps(refused)
+        hidden = manage(client, dash_app, trigger, "secret", 7)
+        assert "no dataset called 'secret' that you may see" in json.dumps(hidden)
+    assert manage(client, dash_app, "datasets-delete.n_clicks", None)["datasets-manage-message"]
+    assert scalar(database_url, "SELECT count(*) FROM datasets WHERE retention_days IS NULL") == 2
+    auth.logout()
+    auth.login_as(Role.ADMIN)
+    done = manage(client, dash_app, "datasets-delete-confirm.submit_n_clicks", "secret")
+    assert "Dataset secret is deleted, with its 243 events." in json.dumps(done)
+    assert [row["name"] for row in done["datasets-list-grid"]["rowData"]] == ["shared"]
+
+
 def test_a_hidden_dataset_is_neither_offered_nor_writable(app, client, dash_app, auth):
     auth.create("other@example.com", Role.ANALYST)
     with app.app_context():
@@ -877,6 +978,36 @@ def test_the_decimal_mark_can_be_changed_in_the_browser(
         database_url, "SELECT array_agg((payload->>'gewicht')::float8 ORDER BY ts) FROM events"
     )
     assert stored == [1.234, 2.5]
+
+
+@pytest.mark.browser
+def test_a_dataset_is_deleted_from_the_list_after_confirming_in_the_browser(
+    driver, base_url, auth, database_url
+):  # noqa: F811
+    sign_in(driver, base_url, auth, "ana@example.com", "analyst")
+    driver.get(f"{base_url}/datasets")
+    wait_for(driver, "#datasets-upload input[type=file]").send_keys(str(PLOTLY / "tips.csv"))
+    wait_for(driver, "#datasets-preview-grid .ag-row")
+    WebDriverWait(driver, WAIT).until(ec.element_to_be_clickable((By.ID, "datasets-load"))).click()
+    row = "#datasets-list-grid .ag-row[row-id='tips']"
+    cell = WebDriverWait(driver, WAIT).until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, f"{row} [col-id='events']"))
+    )
+    assert cell.text == "243"
+    cell.click()
+    wait_for(driver, f"{row}.ag-row-selected")
+    driver.find_element(By.ID, "datasets-delete").click()
+    asked = WebDriverWait(driver, WAIT).until(ec.alert_is_present())
+    assert asked.text.startswith("Delete dataset tips?")
+    asked.accept()
+    WebDriverWait(driver, WAIT).until(
+        ec.text_to_be_present_in_element(
+            (By.ID, "datasets-manage-message"), "Dataset tips is deleted, with its 243 events."
+        )
+    )
+    assert driver.find_elements(By.CSS_SELECTOR, row) == []
+    screenshot(driver, "datasets-deleted.png")
+    assert scalar(database_url, "SELECT count(*) FROM datasets") == 0
 
 
 @pytest.mark.browser

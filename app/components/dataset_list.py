@@ -6,9 +6,23 @@ from datetime import UTC
 from typing import Any
 from urllib.parse import urlencode
 
-from app.components.grid import refreshable_grid
+import dash_ag_grid as dag
+import dash_mantine_components as dmc
+from dash import dcc, html, no_update
+
+from app.access import visible_datasets
+from app.components.grid import PICK_ONE_ROW, row_id
 from app.components.group_actions import VISIBLE_TO
-from app.queries import DatasetOverview
+from app.components.upload import alert
+from app.dataset_admin import (
+    MAX_RETENTION_DAYS,
+    DatasetChangeError,
+    change_retention,
+    delete_managed_dataset,
+    deletion_question,
+)
+from app.models import User
+from app.queries import DatasetOverview, dataset_overview
 
 COLUMNS: list[dict[str, Any]] = [
     # A link into Explore; names are identifiers, so the markdown holds nothing but the link.
@@ -33,6 +47,7 @@ def dataset_rows(overviews: list[DatasetOverview]) -> list[dict[str, Any]]:
         last = overview.last_event
         rows.append(
             {
+                "name": dataset.name,
                 "dataset": f"[{dataset.name}]({explore})",
                 "events": overview.events,
                 "last_event": last.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if last else "",
@@ -50,12 +65,68 @@ def dataset_rows(overviews: list[DatasetOverview]) -> list[dict[str, Any]]:
 
 
 def dataset_list(overviews: list[DatasetOverview]) -> Any:
-    """The titled grid of datasets, ids ``datasets-list-grid`` and ``datasets-list-refresh``."""
-    return refreshable_grid(
-        "datasets-list",
-        "Datasets",
-        "Every dataset you may see: click a name to explore it. Events are counted from "
-        "the hourly rollups.",
-        COLUMNS,
-        dataset_rows(overviews),
+    """The datasets grid (rows picked by a click) and what its owner or an admin can do."""
+    return dmc.Stack(
+        [
+            dmc.Group(
+                [
+                    dmc.Title("Datasets", order=2),
+                    dmc.Button("Refresh", id="datasets-list-refresh", variant="light"),
+                ],
+                justify="space-between",
+            ),
+            dmc.Text(
+                "Every dataset you may see: click a name to explore it, or a row to change "
+                "it (its owner or an admin). Events are counted from the hourly rollups.",
+                c="dimmed",
+                size="sm",
+            ),
+            dag.AgGrid(
+                id="datasets-list-grid",
+                columnDefs=COLUMNS,
+                rowData=dataset_rows(overviews),
+                getRowId=row_id("name"),
+                columnSize="responsiveSizeToFit",
+                dashGridOptions=PICK_ONE_ROW,
+            ),
+            dmc.Group(
+                [
+                    dmc.NumberInput(
+                        id="datasets-retention-days",
+                        label="Keep events for (days; 0: forever)",
+                        min=0,
+                        max=MAX_RETENTION_DAYS,
+                        allowDecimal=False,
+                        w=240,
+                    ),
+                    dmc.Button("Set retention", id="datasets-retention-set", variant="light"),
+                    dmc.Button(
+                        "Delete dataset", id="datasets-delete", color="red", variant="light"
+                    ),
+                ],
+                align="flex-end",
+            ),
+            html.Div(id="datasets-manage-message"),
+            dcc.ConfirmDialog(id="datasets-delete-confirm"),
+        ]
     )
+
+
+def dataset_action(trigger: object, user: User, selected: object, days: object) -> tuple[Any, ...]:
+    """Answer the datasets list's buttons: (rows, message, confirm shown, confirm question).
+
+    Delete asks first; the confirmation deletes. Any refusal leaves the list as it is.
+    """
+    picked = selected[0] if isinstance(selected, list) and len(selected) == 1 else None
+    name = picked.get("name") if isinstance(picked, dict) else None
+    try:
+        if trigger == "datasets-delete":
+            return no_update, None, True, deletion_question(user, name)
+        message = None
+        if trigger == "datasets-retention-set":
+            message = alert("Retention set", change_retention(user, name, days), "teal")
+        elif trigger == "datasets-delete-confirm":
+            message = alert("Deleted", delete_managed_dataset(user, name), "teal")
+    except DatasetChangeError as exc:
+        return no_update, alert("Nothing was changed", str(exc)), False, no_update
+    return dataset_rows(dataset_overview(visible_datasets(user))), message, False, no_update

@@ -157,6 +157,7 @@ def refresh_runs(_clicks, _run_id):
 
 @callback(
     Output("datasets-list-grid", "rowData"),
+    Output("datasets-existing", "data"),
     Output("datasets-manage-message", "children"),
     Output("datasets-delete-confirm", "displayed"),
     Output("datasets-delete-confirm", "message"),
@@ -170,5 +171,6 @@ def refresh_runs(_clicks, _run_id):
     prevent_initial_call=True,
 )
 def manage_datasets(_refresh, _run_id, _retention, _delete, _confirmed, selected, days):
-    """Refresh the list; set a dataset's retention; ask, then delete it (owner or admin)."""
+    """Refresh the list (and the datasets a file may go into); set a dataset's retention;
+    ask, then delete it (its owner or an admin)."""
     return dataset_action(dash.ctx.triggered_id, current_user, selected, days)

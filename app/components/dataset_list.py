@@ -113,7 +113,8 @@ def dataset_list(overviews: list[DatasetOverview]) -> Any:
 
 
 def dataset_action(trigger: object, user: User, selected: object, days: object) -> tuple[Any, ...]:
-    """Answer the datasets list's buttons: (rows, message, confirm shown, confirm question).
+    """Answer the datasets list's buttons: (rows, the names offered as existing datasets,
+    message, confirm shown, confirm question).
 
     Delete asks first; the confirmation deletes. Any refusal leaves the list as it is.
     """
@@ -121,12 +122,14 @@ def dataset_action(trigger: object, user: User, selected: object, days: object) 
     name = picked.get("name") if isinstance(picked, dict) else None
     try:
         if trigger == "datasets-delete":
-            return no_update, None, True, deletion_question(user, name)
+            return no_update, no_update, None, True, deletion_question(user, name)
         message = None
         if trigger == "datasets-retention-set":
             message = alert("Retention set", change_retention(user, name, days), "teal")
         elif trigger == "datasets-delete-confirm":
             message = alert("Deleted", delete_managed_dataset(user, name), "teal")
     except DatasetChangeError as exc:
-        return no_update, alert("Nothing was changed", str(exc)), False, no_update
-    return dataset_rows(dataset_overview(visible_datasets(user))), message, False, no_update
+        return no_update, no_update, alert("Nothing was changed", str(exc)), False, no_update
+    visible = visible_datasets(user)
+    names = [dataset.name for dataset in visible]
+    return dataset_rows(dataset_overview(visible)), names, message, False, no_update

@@ -21,14 +21,11 @@ import argparse
 import csv
 import hashlib
 import os
-import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +46,14 @@ from bench.ingest import (
     scratch_database,
     write_csv,
 )
-from bench.options import add_output_and_server, positive, print_result, progress_printer
+from bench.options import (
+    add_output_and_server,
+    machine,
+    pandas_missing,
+    positive,
+    print_result,
+    progress_printer,
+)
 from bench.options import server_url as chosen_server
 
 DESCRIPTION = "ingest's floor: the server's COPY and indexes alone, per payload layout"
@@ -162,10 +166,8 @@ def run(rows: int, repeat: int, server: str | None, progress: Any) -> dict[str, 
         "exact_counts": stored == [rows] * len(stored),
         "postgresql_version": str(version[0] if version else "?"),
         "database": "embedded" if server is None else "external",
-        "python_version": platform.python_version(),
-        "cpu_count": os.cpu_count(),
         "load_average_before": round(load_before, 2),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **machine(),
     }
 
 
@@ -194,10 +196,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the measurement and print it; exit 1 when a table did not hold every row."""
-    try:
-        import pandas  # noqa: F401
-    except ImportError:
-        print("the to_sql baseline needs pandas: pip install -e '.[bench]'", file=sys.stderr)
+    if pandas_missing():
         return 2
     result = run(args.rows, args.repeat, chosen_server(args), progress_printer("floor", args))
     print_result(result, args, format_table)

@@ -13,12 +13,10 @@ import argparse
 import contextlib
 import csv
 import os
-import platform
 import random
 import secrets
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +33,14 @@ from sqlalchemy.engine import make_url
 
 from app import migrate
 from app.database import libpq_url
-from bench.options import add_output_and_server, print_result, progress_printer, server_url
+from bench.options import (
+    add_output_and_server,
+    machine,
+    pandas_missing,
+    print_result,
+    progress_printer,
+    server_url,
+)
 from etl.pipeline import IngestOptions, ingest_csv
 
 DESCRIPTION = "CSV ingest rows/s: our pipeline vs a bare COPY and pandas.to_sql"
@@ -289,10 +294,7 @@ def _figures(
         "exact_counts": all(loaded[method] == [rows[method]] * len(trials) for method in METHODS),
         "postgresql_version": version,
         "database": "embedded" if settings.server_url is None else "external",
-        "python_version": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **machine(),
     }
 
 
@@ -348,10 +350,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the benchmark; exit 1 when a load did not count exactly the rows it was given."""
-    try:
-        import pandas  # noqa: F401
-    except ImportError:
-        print("the to_sql baseline needs pandas: pip install -e '.[bench]'", file=sys.stderr)
+    if pandas_missing():
         return 2
     rows: int = args.rows
     settings = Settings(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import tempfile
 import threading
@@ -33,6 +32,7 @@ from bench.ingest import scratch_database
 from bench.live_clients import ClientFleet, ClientSpec, mint_token, stalled_client
 from bench.options import (
     add_output_and_server,
+    machine,
     positive,
     print_result,
     progress_printer,
@@ -348,10 +348,7 @@ def _figures(
             **{name: measured[name] <= BARS[name] for name in measured},
             "stalled_p99_ratio": stalled_ratio <= BARS["stalled_p99_ratio"],
         },
-        "python_version": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **machine(),
     }
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -35,6 +34,7 @@ from bench.hub_process import BenchApp, HubProcess, prepare_app
 from bench.ingest import scratch_database
 from bench.options import (
     add_output_and_server,
+    machine,
     positive,
     print_result,
     progress_printer,
@@ -337,10 +337,8 @@ def run(settings: Settings, progress: Any, show_progress: bool) -> dict[str, Any
             "errors": measured["errors"] == 0,
         },
         "database": "embedded" if settings.server_url is None else "external",
-        "python_version": platform.python_version(),
-        "cpu_count": os.cpu_count(),
         "load_average_before": round(load_before, 2),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **machine(),
     }
 
 

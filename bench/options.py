@@ -59,3 +59,27 @@ def positive(kind: type[int] | type[float]) -> Any:
         return value
 
     return parse
+
+
+def machine() -> dict[str, Any]:
+    """Where and when a benchmark ran: Python, CPUs, memory and the date (UTC)."""
+    import platform
+    from datetime import UTC, datetime
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "python_version": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "memory_gib": round(memory / 2**30, 1),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def pandas_missing() -> bool:
+    """Say on stderr that the to_sql baseline needs pandas, when it is not installed."""
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        print("the to_sql baseline needs pandas: pip install -e '.[bench]'", file=sys.stderr)
+        return True
+    return False

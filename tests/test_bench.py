@@ -13,13 +13,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-def test_ingest_benchmark_reports_every_figure_with_exact_counts():
+def run_bench(*args: str) -> dict:
+    """Run ``python -m bench ARGS --json``; return its one JSON object, checking it is one."""
     # The benchmark uses TEST_DATABASE_URL when set, else starts its own embedded server;
     # a developer's DATABASE_URL must not send it elsewhere.
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "ingest", "--rows", "2000", "--json"],
+        [sys.executable, "-m", "bench", *args, "--json"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -29,7 +29,12 @@ def test_ingest_benchmark_reports_every_figure_with_exact_counts():
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.strip().splitlines()
     assert len(lines) == 1, completed.stdout
-    result = json.loads(lines[0])
+    return json.loads(lines[0])
+
+
+@pytest.mark.slow
+def test_ingest_benchmark_reports_every_figure_with_exact_counts():
+    result = run_bench("ingest", "--rows", "2000")
 
     methods = {"ours", "baseline_copy", "baseline_to_sql"}
     assert set(result["rows_per_s"]) == methods
@@ -49,17 +54,7 @@ def test_ingest_benchmark_reports_every_figure_with_exact_counts():
 
 @pytest.mark.slow
 def test_floor_benchmark_stores_every_row_in_each_layout_and_gives_its_ceilings():
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench", "floor", "--rows", "2000", "--json"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert completed.returncode == 0, completed.stderr
-    result = json.loads(completed.stdout)
+    result = run_bench("floor", "--rows", "2000")
     assert result["exact_counts"] is True
     assert set(result["layouts"]) == {"jsonb", "text", "typed"}
     copy_seconds = result["copy"]["seconds"]
@@ -68,3 +63,4 @@ def test_floor_benchmark_stores_every_row_in_each_layout_and_gives_its_ceilings(
         assert figures["ceiling_vs_copy"] == pytest.approx(copy_seconds / figures["seconds"], 1e-2)
         assert figures["ceiling_vs_to_sql"] > 0
     assert result["to_sql"]["rows"] == 2000
+    assert result["cpu_count"] >= 1 and result["python_version"]

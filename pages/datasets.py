@@ -3,7 +3,7 @@ from dash import Input, Output, State, callback, dcc, no_update
 from flask_login import current_user
 
 from app.access import visible_datasets
-from app.components.dataset_list import dataset_action, dataset_list
+from app.components.dataset_list import dataset_action, dataset_list, picked
 from app.components.upload import (
     PREVIEW_OUTPUTS,
     alert,
@@ -153,6 +153,17 @@ def download_rejected(clicks, run_id):
 )
 def refresh_runs(_clicks, _run_id):
     return recent_runs(current_user)
+
+
+@callback(
+    Output("datasets-retention-days", "value"),
+    Input("datasets-list-grid", "selectedRows"),
+    prevent_initial_call=True,
+)
+def show_retention(selected):
+    """Start from the picked dataset's retention (0: forever)."""
+    days = picked(selected, "retention_days")
+    return days if isinstance(days, int) and not isinstance(days, bool) else no_update
 
 
 @callback(

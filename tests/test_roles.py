@@ -67,6 +67,7 @@ CALLBACK_RULES = {
     "..admin-audit-grid.rowData...admin-audit-count.children...admin-audit-page.total"
     "...admin-audit-page.value...admin-audit-message.children..": Role.ADMIN,
     "admin-audit-download.data": Role.ADMIN,
+    "datasets-retention-days.value": Role.ANALYST,
     "..datasets-list-grid.rowData...datasets-existing.data...datasets-manage-message.children"
     "...datasets-delete-confirm.displayed...datasets-delete-confirm.message..": Role.ANALYST,
     "datasets-upload-check.children": Role.ANALYST,

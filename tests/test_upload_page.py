@@ -764,7 +764,14 @@ def test_the_owner_sets_retention_and_deletes_a_dataset_after_confirming(
     kept = manage(client, dash_app, "datasets-retention-set.n_clicks", "tips", 30)
     assert kept["datasets-existing"]["data"] == ["tips"]  # a second file may now go into it
     (row,) = kept["datasets-list-grid"]["rowData"]
-    assert row["retention"] == "30 days"
+    assert (row["retention"], row["retention_days"]) == ("30 days", 30)
+    picked = call(
+        client,
+        dash_app,
+        "datasets-retention-days.value",
+        {"datasets-list-grid.selectedRows": [row]},
+    )
+    assert picked.get_json()["response"]["datasets-retention-days"]["value"] == 30
     assert "tips: events kept for 30 days." in json.dumps(kept["datasets-manage-message"])
     asked = manage(client, dash_app, "datasets-delete.n_clicks", "tips")
     assert asked["datasets-delete-confirm"] == {

@@ -48,6 +48,7 @@ def dataset_rows(overviews: list[DatasetOverview]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": dataset.name,
+                "retention_days": dataset.retention_days or 0,
                 "dataset": f"[{dataset.name}]({explore})",
                 "events": overview.events,
                 "last_event": last.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if last else "",
@@ -118,8 +119,7 @@ def dataset_action(trigger: object, user: User, selected: object, days: object) 
 
     Delete asks first; the confirmation deletes. Any refusal leaves the list as it is.
     """
-    picked = selected[0] if isinstance(selected, list) and len(selected) == 1 else None
-    name = picked.get("name") if isinstance(picked, dict) else None
+    name = picked(selected, "name")
     try:
         if trigger == "datasets-delete":
             return no_update, no_update, None, True, deletion_question(user, name)
@@ -133,3 +133,9 @@ def dataset_action(trigger: object, user: User, selected: object, days: object) 
     visible = visible_datasets(user)
     names = [dataset.name for dataset in visible]
     return dataset_rows(dataset_overview(visible)), names, message, False, no_update
+
+
+def picked(selected: object, field: str) -> object:
+    """A field of the one row picked in the grid (as the browser sent it), or None."""
+    row = selected[0] if isinstance(selected, list) and len(selected) == 1 else None
+    return row.get(field) if isinstance(row, dict) else None

@@ -36,13 +36,11 @@ from etl.pipeline import SAMPLE_SIZE, IngestOptions, IngestSummary, describe_for
 from etl.runs import run_now
 from etl.sources import SourceError
 from etl.types import (
-    DECIMAL_MARKS,
     Column,
     ColumnType,
-    NumberStyle,
     combine_date_and_time,
     infer_columns,
-    infer_number_style,
+    number_style,
     suggest_time_column,
 )
 
@@ -221,7 +219,6 @@ def preview_upload(upload_id: object, decimal_mark: object = None) -> UploadPrev
     ``decimal_mark`` ("point" or "comma") overrides the one detected in the file.
     """
     path = upload_path(upload_id)
-    chosen = chosen_decimal_mark(decimal_mark)
     with path.open("rb") as stream:
         try:
             reader = read_csv(stream)
@@ -229,11 +226,10 @@ def preview_upload(upload_id: object, decimal_mark: object = None) -> UploadPrev
         except CsvError as exc:
             raise UploadError(str(exc)) from exc
     names = reader.header.names
-    numbers = (
-        infer_number_style(sample, reader.format.delimiter)
-        if chosen is None
-        else NumberStyle.named(chosen)
-    )
+    try:
+        numbers = number_style(decimal_mark, sample, reader.format.delimiter)
+    except ValueError:
+        raise UploadError("The decimal mark is either point or comma.") from None
     columns = infer_columns(reader.header, sample, numbers)
     time_column = suggest_time_column(columns)
     pair = combine_date_and_time(columns, sample)
@@ -244,15 +240,8 @@ def preview_upload(upload_id: object, decimal_mark: object = None) -> UploadPrev
         rows=[dict(zip(names, fields, strict=False)) for fields in sample[:PREVIEW_ROWS]],
         time_column=time_column,
         time_of_day_column=pair[1] if pair is not None and pair[0] == time_column else None,
-        decimal_mark=DECIMAL_MARKS[numbers.decimal_comma],
+        decimal_mark=numbers.mark,
     )
-
-
-def chosen_decimal_mark(mark: object) -> str | None:
-    """Check a decimal mark sent by the browser: "point", "comma", or None (detect)."""
-    if mark is None or mark in DECIMAL_MARKS:
-        return mark
-    raise UploadError("The decimal mark is either point or comma.")
 
 
 def suggest_dataset_name(filename: str) -> str:

@@ -37,10 +37,10 @@ from sqlalchemy import create_engine
 from app.database import libpq_url
 from bench.ingest import (
     AUTOVACUUM_OFF,
-    CHUNK_BYTES,
     COPY_COLUMNS,
     HEADER,
     TO_SQL_ROWS,
+    copy_file,
     load_copy,
     load_to_sql,
     scratch_database,
@@ -99,12 +99,10 @@ def load_floor(
         name, sql.SQL(", ").join(map(sql.Identifier, order))
     )
     started = time.perf_counter()
-    with conn.transaction(), rows.open("rb") as stream, conn.cursor() as cursor:
+    with conn.transaction(), conn.cursor() as cursor:
         cursor.execute(sql.SQL("CREATE TABLE {} ({})").format(name, sql.SQL(columns)))
         cursor.execute(sql.SQL(AUTOVACUUM_OFF).format(name))
-        with cursor.copy(copy) as writer:
-            while chunk := stream.read(CHUNK_BYTES):
-                writer.write(chunk)
+        copy_file(cursor, copy, rows)
         for statement in INDEXES:
             cursor.execute(sql.SQL(statement).format(t=name))
     seconds = time.perf_counter() - started

@@ -154,12 +154,17 @@ def load_copy(conn: psycopg.Connection[Any], path: Path, table: str) -> tuple[fl
     conn.execute(sql.SQL(AUTOVACUUM_OFF).format(name))
     statement = sql.SQL("COPY {} FROM STDIN (FORMAT csv, HEADER true)").format(name)
     started = time.perf_counter()
-    with path.open("rb") as stream, conn.cursor() as cursor:
-        with cursor.copy(statement) as copy:
-            while chunk := stream.read(CHUNK_BYTES):
-                copy.write(chunk)
-        rows = cursor.rowcount
+    with conn.cursor() as cursor:
+        rows = copy_file(cursor, statement, path)
     return time.perf_counter() - started, rows
+
+
+def copy_file(cursor: psycopg.Cursor[Any], statement: sql.Composed, path: Path) -> int:
+    """Stream ``path``'s bytes, as they are, into a ``COPY ... FROM STDIN``; give its rows."""
+    with path.open("rb") as stream, cursor.copy(statement) as copy:
+        while chunk := stream.read(CHUNK_BYTES):
+            copy.write(chunk)
+    return cursor.rowcount
 
 
 def load_to_sql(engine: Engine, path: Path, rows: int, table: str) -> tuple[float, int]:

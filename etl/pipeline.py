@@ -23,8 +23,8 @@ from etl.types import (
     NumberStyle,
     combine_date_and_time,
     infer_columns,
-    infer_number_style,
     infer_timestamp_style,
+    number_style,
     suggest_time_column,
 )
 from etl.validate import PreparedRow, Rejection, RowValidator
@@ -103,7 +103,12 @@ def ingest_csv(
         sample = list(islice(records, SAMPLE_SIZE))
     except CsvError as exc:
         raise IngestError(str(exc)) from exc
-    numbers = _number_style(options, sample, reader.format.delimiter)
+    try:
+        numbers = number_style(
+            options.decimal_mark, [record.fields for record in sample], reader.format.delimiter
+        )
+    except ValueError as exc:
+        raise IngestError(str(exc)) from exc
 
     def by_columns(validator: RowValidator) -> Iterator[PreparedBatch] | None:
         return prepare_batches(data, reader.format, validator) if whole else None
@@ -130,18 +135,9 @@ def ingest_csv(
     return summary
 
 
-def _number_style(options: IngestOptions, sample: list[Record], delimiter: str) -> NumberStyle:
-    if options.decimal_mark is None:
-        return infer_number_style([record.fields for record in sample], delimiter)
-    try:
-        return NumberStyle.named(options.decimal_mark)
-    except ValueError as exc:
-        raise IngestError(str(exc)) from exc
-
-
 def describe_format(described: str, numbers: NumberStyle) -> str:
     """Add the decimal comma to a file's format in words, where the file uses one."""
-    return f"{described}, {numbers.describe()}" if numbers.decimal_comma else described
+    return f"{described}, decimal comma" if numbers.decimal_comma else described
 
 
 def _read_up_to(stream: BinaryIO, size: int) -> bytes:

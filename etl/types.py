@@ -99,21 +99,10 @@ class NumberStyle:
 
     decimal_comma: bool = False
 
-    def describe(self) -> str:
-        return "decimal comma" if self.decimal_comma else "decimal point"
-
-    @classmethod
-    def named(cls, mark: str) -> NumberStyle:
-        """The style for a decimal mark chosen by name: "comma" or "point".
-
-        :raises ValueError: for any other name.
-        """
-        if mark not in DECIMAL_MARKS:
-            raise ValueError(f"the decimal mark is 'comma' or 'point', not {mark!r}")
-        return cls(decimal_comma=mark == "comma")
-
-
-DECIMAL_MARKS = ("point", "comma")
+    @property
+    def mark(self) -> str:
+        """The decimal mark by name: "comma" or "point"."""
+        return "comma" if self.decimal_comma else "point"
 
 
 @dataclass(frozen=True)
@@ -349,6 +338,21 @@ def infer_timestamp_style(values: Sequence[str]) -> TimestampStyle:
         return TimestampStyle(day_first=day_first_seen)
     # Undecided: "5.1.2019" is European (day first), "1/5/2019" American (month first).
     return TimestampStyle(day_first=dotted > other)
+
+
+def number_style(
+    mark: object, sample: Sequence[Sequence[str]], delimiter: str | None
+) -> NumberStyle:
+    """The style of a decimal mark chosen by name ("point" or "comma"), or, for None, the
+    one the file's sample shows.
+
+    :raises ValueError: for any other mark.
+    """
+    if mark is None:
+        return infer_number_style(sample, delimiter)
+    if mark not in ("point", "comma"):
+        raise ValueError(f"the decimal mark is 'comma' or 'point', not {mark!r}")
+    return NumberStyle(decimal_comma=mark == "comma")
 
 
 def infer_number_style(sample: Sequence[Sequence[str]], delimiter: str | None) -> NumberStyle:

@@ -3,7 +3,8 @@ from dash import Input, Output, State, callback, dcc, no_update
 from flask_login import current_user
 
 from app.access import visible_datasets
-from app.components.dataset_list import dataset_action, dataset_list, picked
+from app.components.dataset_list import dataset_action, dataset_list
+from app.components.grid import picked
 from app.components.upload import (
     PREVIEW_OUTPUTS,
     alert,

@@ -11,7 +11,7 @@ import dash_mantine_components as dmc
 from dash import dcc, html, no_update
 
 from app.access import visible_datasets
-from app.components.grid import PICK_ONE_ROW, row_id
+from app.components.grid import PICK_ONE_ROW, picked, row_id
 from app.components.group_actions import VISIBLE_TO
 from app.components.upload import alert
 from app.dataset_admin import (
@@ -133,9 +133,3 @@ def dataset_action(trigger: object, user: User, selected: object, days: object) 
     visible = visible_datasets(user)
     names = [dataset.name for dataset in visible]
     return dataset_rows(dataset_overview(visible)), names, message, False, no_update
-
-
-def picked(selected: object, field: str) -> object:
-    """A field of the one row picked in the grid (as the browser sent it), or None."""
-    row = selected[0] if isinstance(selected, list) and len(selected) == 1 else None
-    return row.get(field) if isinstance(row, dict) else None

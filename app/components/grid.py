@@ -54,6 +54,13 @@ PICK_ONE_ROW: dict[str, Any] = {
 }
 
 
+def picked(selected: object, field: str) -> object:
+    """A field of the one row picked in a grid (``selectedRows`` as the browser sent it,
+    unchecked), or None when not exactly one row is."""
+    row = selected[0] if isinstance(selected, list) and len(selected) == 1 else None
+    return row.get(field) if isinstance(row, dict) else None
+
+
 def selectable_grid(
     grid_id: str, columns: list[Any], rows: list[dict[str, Any]], row_key: str
 ) -> dag.AgGrid:

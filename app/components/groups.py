@@ -7,7 +7,7 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import dcc, html
 
-from app.components.grid import selectable_grid
+from app.components.grid import picked, selectable_grid
 from app.groups import dataset_access, list_datasets, list_groups, members_of
 from app.users import list_users
 
@@ -114,9 +114,7 @@ def page_data() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], 
 
 def selected_name(selected: Any) -> str | None:
     """Return the name in the one selected grid row, or None for anything else."""
-    if not isinstance(selected, list) or len(selected) != 1 or not isinstance(selected[0], dict):
-        return None
-    name = selected[0].get("name")
+    name = picked(selected, "name")
     return name if isinstance(name, str) and 0 < len(name) <= 100 else None
 
 

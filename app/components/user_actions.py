@@ -7,6 +7,7 @@ from typing import Any
 from dash import no_update
 from flask_login import current_user
 
+from app.components.grid import picked
 from app.components.messages import sentence
 from app.components.users import done, refused, shown_once
 from app.models import Role
@@ -67,7 +68,5 @@ def refusal(change: dict[str, Any]) -> str | None:
 
 def selected_email(selected: Any) -> str | None:
     """Return the email of the one selected grid row, or None for anything else."""
-    if not isinstance(selected, list) or len(selected) != 1 or not isinstance(selected[0], dict):
-        return None
-    email = selected[0].get("email")
+    email = picked(selected, "email")
     return email if isinstance(email, str) and 0 < len(email) <= 254 else None

@@ -8,6 +8,10 @@ signed-in request, the web tier's own ceiling), ``push.js`` (push ingest with id
 keys) and ``live_ws.js`` (WebSocket subscribers while rows are pushed), one after another,
 and each one's summary gives requests/s, p50/p95/p99 latency and errors. k6 runs on the same
 machine as the server, so it takes part of the CPU the server could have had.
+
+Right after ours, the read mix runs again against its baseline (``bench.bare_api``): a bare
+Flask app under the same server settings that sends PostgreSQL the statements ours sends for
+the same requests and nothing else; ``ratio_vs_bare`` is ours over it (``--no-bare`` skips it).
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from typing import Any
 
 import orjson
 
+from app import create_app
+from app.config import Config
+from bench import bare_api
 from bench.hub_process import BenchApp, HubProcess, prepare_app
 from bench.ingest import scratch_database
 from bench.options import (
@@ -69,6 +76,7 @@ class Settings:
     seed_rows: int = 20_000
     p99_ms: float = 100.0
     server_url: str | None = None
+    bare: bool = True  # also the read mix against bench.bare_api
 
 
 def seed(app: BenchApp, rows: int) -> None:
@@ -99,8 +107,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def web_server(app: BenchApp, hub_port: int, settings: Settings) -> Iterator[tuple[str, int]]:
-    """Serve ``wsgi:server`` on a free port; yield its URL and pid once /healthz answers."""
+def web_server(
+    app: BenchApp, hub_port: int, settings: Settings, statements: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """Serve ``wsgi:server`` (with ``statements``: ``bench.bare_api`` running them) on a free
+    port; yield its URL and pid once /healthz answers."""
     port = free_port()
     with ExitStack() as stack:
         metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="iw-bench-prom-"))
@@ -110,6 +121,10 @@ def web_server(app: BenchApp, hub_port: int, settings: Settings) -> Iterator[tup
             "INSIGHTWAVE_HUB_PORT": str(hub_port),
             "PROMETHEUS_MULTIPROC_DIR": metrics_dir,  # app/metrics.py, several processes
         }
+        target = "wsgi:server"
+        if statements is not None:
+            env[bare_api.STATEMENTS_ENV] = str(statements)
+            target = "bench.bare_api:from_environment()"
         workers = str(settings.workers)
         if settings.server == "gunicorn":
             command = ["-m", "gunicorn", "--workers", workers, "--threads", str(settings.threads)]
@@ -117,9 +132,12 @@ def web_server(app: BenchApp, hub_port: int, settings: Settings) -> Iterator[tup
         else:
             env.pop("PROMETHEUS_MULTIPROC_DIR")
             command = ["-m", "waitress", f"--listen=127.0.0.1:{port}", f"--threads={workers}"]
+            if statements is not None:
+                command.append("--call")
+                target = target.removesuffix("()")
         log = stack.enter_context(tempfile.TemporaryFile("w+"))
         process = subprocess.Popen(  # noqa: S603 (our own interpreter and code)
-            [sys.executable, *command, "wsgi:server"],
+            [sys.executable, *command, target],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -257,6 +275,31 @@ def _live_figures(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def record_statements(app: BenchApp) -> dict[str, bare_api.Statement]:
+    """What our app sends PostgreSQL for each request of the read mix (``bench.bare_api``)."""
+    environ = {**app.environ(), "INSIGHTWAVE_RATE_LIMITING": "false"}
+    return bare_api.record_statements(create_app(Config.from_env(environ)), app.api_token, DATASET)
+
+
+def measured_run(
+    script: str, env: dict[str, str], web_pid: int, database_pid: int | None, show_progress: bool
+) -> dict[str, Any]:
+    """Run one k6 script: its figures, and the web server's and PostgreSQL's CPU a request."""
+    web_before = cpu_seconds(web_pid)
+    database_before = cpu_seconds(database_pid) if database_pid else None
+    exit_code, metrics = run_k6(script, env, show_progress)
+    web_after = cpu_seconds(web_pid)
+    database_after = cpu_seconds(database_pid) if database_pid else None
+    result = figures(exit_code, metrics)
+    requests = result["requests"]
+    result["web_cpu_ms_per_request"] = _per_request(web_before, web_after, requests)
+    # All of the server's processes: on another server, work of other databases too.
+    result["database_cpu_ms_per_request"] = _per_request(database_before, database_after, requests)
+    if script == "live_ws.js":
+        result.update(_live_figures(metrics))
+    return result
+
+
 def scripts(settings: Settings, url: str, token: str) -> dict[str, tuple[str, dict[str, str]]]:
     """Each k6 run: its script and environment."""
     common = {
@@ -299,23 +342,24 @@ def run(settings: Settings, progress: Any, show_progress: bool) -> dict[str, Any
         hub = stack.enter_context(HubProcess(app, max_clients=settings.clients + 16))
         progress(f"starting {settings.server} ({settings.workers} workers or threads)")
         url, web_pid = stack.enter_context(web_server(app, hub.port, settings))
-        database_pid = database_server_pid(database_url)
-        for name, (script, env) in scripts(settings, url, app.api_token).items():
-            progress(f"k6 {script} for {settings.seconds:g} s")
-            web_before = cpu_seconds(web_pid)
-            database_before = cpu_seconds(database_pid) if database_pid else None
-            exit_code, metrics = run_k6(script, env, show_progress)
-            web_after = cpu_seconds(web_pid)
-            database_after = cpu_seconds(database_pid) if database_pid else None
-            results[name] = figures(exit_code, metrics)
-            requests = results[name]["requests"]
-            results[name]["web_cpu_ms_per_request"] = _per_request(web_before, web_after, requests)
-            # All of the server's processes: on another server, work of other databases too.
-            results[name]["database_cpu_ms_per_request"] = _per_request(
-                database_before, database_after, requests
+        runs = scripts(settings, url, app.api_token)
+        servers = dict.fromkeys(runs, web_pid)
+        if settings.bare:
+            progress(f"starting the bare baseline ({settings.workers} workers or threads)")
+            statements = data_dir / "bare-statements.json"
+            bare_api.save(record_statements(app), statements)
+            bare_url, servers["api_read_bare"] = stack.enter_context(
+                web_server(app, hub.port, settings, statements)
             )
-            if name == "live_ws":
-                results[name].update(_live_figures(metrics))
+            script, env = runs.pop("api_read")
+            bare = (script, {**env, "API_URL": bare_url})
+            runs = {"api_read": (script, env), "api_read_bare": bare, **runs}
+        database_pid = database_server_pid(database_url)
+        for name, (script, env) in runs.items():
+            progress(
+                f"k6 {script} for {settings.seconds:g} s" + (" (bare)" if "bare" in name else "")
+            )
+            results[name] = measured_run(script, env, servers[name], database_pid, show_progress)
     reads = results["api_read"]
     measured = {name: reads[name] for name in BARS}
     return {
@@ -336,9 +380,24 @@ def run(settings: Settings, progress: Any, show_progress: bool) -> dict[str, Any
             "p99_ms": measured["p99_ms"] <= BARS["p99_ms"],
             "errors": measured["errors"] == 0,
         },
+        **_against_bare(results),
         "database": "embedded" if settings.server_url is None else "external",
         "load_average_before": round(load_before, 2),
         **machine(),
+    }
+
+
+def _against_bare(results: dict[str, Any]) -> dict[str, Any]:
+    """Ours over the bare baseline, and whether the baseline itself meets the bars."""
+    bare = results.get("api_read_bare")
+    if bare is None or not bare["requests_per_s"]:
+        return {}
+    ours = results["api_read"]
+    return {
+        "ratio_vs_bare": round(ours["requests_per_s"] / bare["requests_per_s"], 3),
+        "bare_meets_bars": bare["requests_per_s"] >= BARS["requests_per_s"]
+        and bare["p99_ms"] <= BARS["p99_ms"]
+        and bare["errors"] == 0,
     }
 
 
@@ -349,12 +408,12 @@ def format_table(result: dict[str, Any]) -> str:
         f"{result['seconds']:g} s a script, {result['vus']} read VUs, "
         f"{result['clients']} WebSocket clients, {result['cpu_count']} CPUs shared with k6, "
         f"load {result['load_average_before']}",
-        f"{'script':<10}{'req/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
+        f"{'script':<14}{'req/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
         f"{'errors':>8}{'thresholds':>12}{'web CPU ms/req':>16}{'db CPU ms/req':>15}",
     ]
     for name, figures_of in result["scripts"].items():
         lines.append(
-            f"{name:<10}{figures_of['requests_per_s']:>10,.1f}{figures_of['p50_ms']:>10.1f}"
+            f"{name:<14}{figures_of['requests_per_s']:>10,.1f}{figures_of['p50_ms']:>10.1f}"
             f"{figures_of['p95_ms']:>10.1f}{figures_of['p99_ms']:>10.1f}"
             f"{figures_of['errors'] + figures_of['checks_failed']:>8}"
             f"{'met' if figures_of['thresholds_met'] else 'NOT met':>12}"
@@ -372,6 +431,12 @@ def format_table(result: dict[str, Any]) -> str:
         verdict = "met" if result["bars_met"][name] else "NOT met"
         sign = ">=" if name == "requests_per_s" else "<="
         lines.append(f"read mix {name:<16}{reads[name]:>10,.1f}   bar {sign} {bar:g}: {verdict}")
+    if "ratio_vs_bare" in result:
+        meets = "meets" if result["bare_meets_bars"] else "does NOT meet"
+        lines.append(
+            f"read mix ratio_vs_bare {result['ratio_vs_bare']:>8.3f}   "
+            f"(the bare baseline {meets} the bars)"
+        )
     return "\n".join(lines)
 
 
@@ -399,6 +464,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="read iterations a second, open loop (default 0: closed loop, VUs go flat out)",
     )
     parser.add_argument("--server", choices=("gunicorn", "waitress"), default=defaults.server)
+    parser.add_argument(
+        "--no-bare",
+        dest="bare",
+        action="store_false",
+        help="skip the read mix against its bare baseline (bench/bare_api.py)",
+    )
     add_output_and_server(parser)
 
 
@@ -416,6 +487,7 @@ def main(args: argparse.Namespace) -> int:
         seed_rows=args.seed_rows,
         p99_ms=args.p99_ms,
         server_url=server_url(args),
+        bare=args.bare,
     )
     show_progress = not args.json and sys.stderr.isatty()
     result = run(settings, progress_printer("load", args), show_progress)

@@ -29,6 +29,15 @@ _POINT_DECIMAL = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)\.\d+", re.ASCII)
 _ONE_GROUP = re.compile(r"[+-]?\d{1,3}[.,]\d{3}", re.ASCII)  # "1,234" or "1.234": either way round
 # Identifiers such as ZIP codes and phone numbers lose their leading zero as numbers.
 _LEADING_ZERO = re.compile(r"[+-]?0\d")
+# An amount as spreadsheets write money: a currency sign before or after the number, a minus
+# on either side of a leading sign, or accounting's parentheses for a negative ("$1,234.50",
+# "-$2", "$-2", "2 €", "(1,234.50)", "($12)"). The currency signs are Metabase's for CSV
+# uploads. A percent sign is not read: 12% could mean 12 or 0.12, so it stays text.
+CURRENCY_SIGNS = "$€£¥₹₪₩₿¢"
+_AMOUNT = re.compile(
+    rf"(?P<open>\()?(?P<before>[+-])?(?P<lead>[{CURRENCY_SIGNS}])?\s?(?P<after>[+-])?"
+    rf"(?P<number>\d[\d.,]*)\s?(?P<trail>[{CURRENCY_SIGNS}])?(?P<close>\))?"
+)
 
 
 class ColumnType(StrEnum):
@@ -117,6 +126,39 @@ def quoted(text: str, limit: int = 40) -> str:
     return f'"{text if len(text) <= limit else text[:limit] + "…"}"'
 
 
+def plain_amount(text: str) -> str | None:
+    """The number of an amount written with a currency sign or in parentheses ("-1,234.50"
+    for "($1,234.50)"), or None when ``text`` is not written so."""
+    match = _AMOUNT.fullmatch(text)
+    if match is None or bool(match["open"]) != bool(match["close"]):
+        return None
+    if not (match["open"] or match["lead"] or match["trail"]) or (match["lead"] and match["trail"]):
+        return None
+    signs = [sign for sign in (match["before"], match["after"]) if sign]
+    if len(signs) > 1 or (signs and match["open"]) or (match["after"] and not match["lead"]):
+        return None
+    negative = bool(match["open"]) or signs == ["-"]
+    return f"-{match['number']}" if negative else match["number"]
+
+
+def _amounts(read: Callable[[str], object], what: str) -> Callable[[str], object]:
+    """``read``, also taking amounts (``plain_amount``) whose number it reads."""
+
+    def read_amount(text: str) -> object:
+        try:
+            return read(text)
+        except CoercionError:
+            plain = plain_amount(text.strip())
+            if plain is None:
+                raise
+        try:
+            return read(plain)
+        except CoercionError:
+            raise CoercionError(f"{quoted(text)} is not {what}") from None
+
+    return read_amount
+
+
 def _to_integer(text: str) -> int | None:
     stripped = text.strip()
     try:
@@ -174,6 +216,17 @@ def _to_float_comma(text: str) -> float | None:
     elif not stripped or stripped.lower() in NULL_TOKENS:
         return None
     raise CoercionError(f"{quoted(text)} is not a number (the file writes decimals with a comma)")
+
+
+# Integers and numbers as a file writes them (decimal comma or not), amounts included.
+_NUMBER_READERS = {
+    (ColumnType.INTEGER, False): _amounts(_to_integer, "an integer"),
+    (ColumnType.FLOAT, False): _amounts(_to_float, "a number"),
+    (ColumnType.INTEGER, True): _amounts(_to_integer_comma, "an integer"),
+    (ColumnType.FLOAT, True): _amounts(
+        _to_float_comma, "a number (the file writes decimals with a comma)"
+    ),
+}
 
 
 def _to_boolean(text: str) -> bool | None:
@@ -314,8 +367,8 @@ def coercer(
         return _timestamp_coercer(style)
     comma = numbers is not None and numbers.decimal_comma
     converters: dict[ColumnType, Callable[[str], object]] = {
-        ColumnType.INTEGER: _to_integer_comma if comma else _to_integer,
-        ColumnType.FLOAT: _to_float_comma if comma else _to_float,
+        ColumnType.INTEGER: _NUMBER_READERS[ColumnType.INTEGER, comma],
+        ColumnType.FLOAT: _NUMBER_READERS[ColumnType.FLOAT, comma],
         ColumnType.BOOLEAN: _to_boolean,
         ColumnType.TEXT: _to_text,
     }
@@ -367,6 +420,7 @@ def infer_number_style(sample: Sequence[Sequence[str]], delimiter: str | None) -
     for row in sample:
         for cell in row:
             value = cell.strip()
+            value = plain_amount(value) or value if len(value) <= 40 else value
             if len(value) > 40 or _ONE_GROUP.fullmatch(value):
                 continue
             if _COMMA_DECIMAL.fullmatch(value) and not _GROUPED_NUMBER.fullmatch(value):

@@ -133,6 +133,9 @@ NASTY = [
     "2024-01-01,1,-1.5e-300,y,tiny",
     "2024-01-01,1,123456789012345678,y,long float",
     "2024-01-01,0007,0.1,y,leading zeros",
+    '2024-01-01,"$1,200",($3.50),y,amounts',
+    "2024-01-01,$-2,2 €,y,amounts with the sign inside or the currency after",
+    "2024-01-01,12%,$$1,y,a percent and two signs",
 ]
 
 

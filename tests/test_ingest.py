@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -149,6 +150,25 @@ def test_a_spreadsheet_export_with_decimal_commas_loads_its_numbers_as_numbers(
     assert reason == (
         """column 'Umsatz': "1.5" is not a number (the file writes decimals with a comma)"""
     )
+
+
+def test_money_columns_load_as_numbers_and_sum(runner, database_url, tmp_path):
+    # An accounts export: currency signs, thousands groups, accounting's (negatives).
+    # The odd row comes after the 1,000 rows that types are inferred from.
+    path = tmp_path / "ledger.csv"
+    rows = ['2024-01-01,tea,"$1,234.50",€2', "2024-01-02,refund,($34.25),(€1)"]
+    rows += [f"2024-01-03,coffee #{n},-$0.25,0 €" for n in range(1000)]
+    rows += ["2024-01-04,typo,$12.3.4,€1"]
+    path.write_text("Date,Item,Amount,Fee\n" + "\n".join(rows) + "\n")
+    summary = ingest(runner, path, "ledger")
+    types = {column["name"]: column["type"] for column in summary["columns"]}
+    assert types == {"date": "timestamp", "item": "text", "amount": "float", "fee": "integer"}
+    assert (summary["rows_loaded"], summary["rows_rejected"]) == (1002, 1)
+    totals = "SELECT sum((payload->>'amount')::numeric), sum((payload->>'fee')::int) FROM events"
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        assert conn.execute(totals).fetchone() == (Decimal("950.25"), 1)
+    reason = scalar(database_url, "SELECT reason FROM rejected_rows WHERE line = 1004")
+    assert reason == """column 'Amount': "$12.3.4" is not a number"""
 
 
 def test_the_decimal_mark_can_be_chosen_on_the_command_line(runner, database_url, tmp_path):

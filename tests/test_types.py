@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -20,6 +21,7 @@ from etl.types import (
     infer_columns,
     infer_number_style,
     infer_timestamp_style,
+    infer_type,
     join_date_time,
     suggest_time_column,
 )
@@ -530,3 +532,50 @@ def test_types_of_a_decimal_comma_sample_are_numbers_not_text():
     }
     # Read as if written with a decimal point, '1.234,56' is no number at all.
     assert types_of(infer_columns(header, sample))["umsatz"] is ColumnType.TEXT
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("$1,234.50", 1234.5),
+        ("€12", 12.0),
+        ("2 €", 2.0),
+        ("£ 3.5", 3.5),
+        ("-$2", -2.0),
+        ("$-2", -2.0),
+        ("+¥4", 4.0),
+        ("(1,234.50)", -1234.5),  # accounting's negative
+        ("($12)", -12.0),
+        ("  ₹7  ", 7.0),
+    ],
+)
+def test_amounts_with_a_currency_sign_or_in_parentheses_read_as_numbers(text, value):
+    assert coercer(ColumnType.FLOAT)(text) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["$", "($12", "$12)", "$$12", "$12€", "-$-2", "-(12)", "(-12)", "12%", "USD 12", "$1.2.3"],
+)
+def test_other_decorations_are_not_amounts(text):
+    with pytest.raises(CoercionError, match=f'"{re.escape(text)}" is not a number'):
+        coercer(ColumnType.FLOAT)(text)
+
+
+def test_amounts_follow_the_files_decimal_mark_and_integer_rules():
+    assert coercer(ColumnType.FLOAT, numbers=COMMA)("€1.234,56") == 1234.56
+    assert coercer(ColumnType.FLOAT, numbers=COMMA)("(99,5 €)") == -99.5
+    assert coercer(ColumnType.INTEGER)("$1,200") == 1200
+    assert coercer(ColumnType.INTEGER)("($5)") == -5
+    with pytest.raises(CoercionError, match='"\\$1.5" is not an integer'):
+        coercer(ColumnType.INTEGER)("$1.5")
+    with pytest.raises(CoercionError, match="writes decimals with a comma"):
+        coercer(ColumnType.FLOAT, numbers=COMMA)("$1.5")
+
+
+def test_a_column_of_amounts_is_inferred_as_numbers_and_votes_for_its_decimal_mark():
+    assert infer_type(["$12", "$13.50", "($2.25)"]) is ColumnType.FLOAT
+    assert infer_type(["$12", "(13)"]) is ColumnType.INTEGER
+    assert infer_type(["$12", "12%"]) is ColumnType.TEXT
+    assert infer_number_style([["€99,50"], ["1.234,56 €"]], ",").decimal_comma
+    assert not infer_number_style([["$99.50"], ["$0.75"]], ";").decimal_comma

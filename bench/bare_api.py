@@ -187,9 +187,15 @@ def create_server(database_url: str, statements: dict[str, Statement]) -> Flask:
         checked.__name__ = view.__name__
         return checked
 
-    def visible(user_id: int, name: str) -> dict[str, Any] | None:
-        rows = run("dataset", user_id=user_id, name=name)
-        return rows[0] if rows else None
+    def dataset_view(view: Callable[..., Any]) -> Callable[..., Any]:
+        """A view of a dataset the token's user may see (404 as ours for any other)."""
+
+        def found(user_id: int, name: str) -> Any:
+            rows = run("dataset", user_id=user_id, name=name)
+            return view(rows[0]) if rows else _not_found(name)
+
+        found.__name__ = view.__name__
+        return signed_in(found)
 
     @server.get("/healthz")
     def healthz() -> Any:
@@ -201,17 +207,13 @@ def create_server(database_url: str, statements: dict[str, Statement]) -> Flask:
         return _json({"datasets": [_describe(row) for row in run("datasets", user_id=user_id)]})
 
     @server.get("/api/v1/datasets/<name>")
-    @signed_in
-    def describe(user_id: int, name: str) -> Any:
-        dataset = visible(user_id, name)
-        return _json(_describe(dataset)) if dataset else _not_found(name)
+    @dataset_view
+    def describe(dataset: dict[str, Any]) -> Any:
+        return _json(_describe(dataset))
 
     @server.get("/api/v1/datasets/<name>/series")
-    @signed_in
-    def series(user_id: int, name: str) -> Any:
-        dataset = visible(user_id, name)
-        if dataset is None:
-            return _not_found(name)
+    @dataset_view
+    def series(dataset: dict[str, Any]) -> Any:
         end = datetime.now(UTC)
         args = request.args
         grouped = args.get("group_by")
@@ -220,7 +222,7 @@ def create_server(database_url: str, statements: dict[str, Statement]) -> Flask:
         (row,) = run(kind, dataset=dataset["id"], start=start, end=end)
         written = next(iter(row.values()))  # the JSON array PostgreSQL wrote, as in ours
         answer = {
-            "dataset": name,
+            "dataset": dataset["name"],
             "bucket": args.get("bucket"),
             "agg": args.get("agg"),
             "field": args.get("field"),
@@ -233,11 +235,8 @@ def create_server(database_url: str, statements: dict[str, Statement]) -> Flask:
         return _json(answer)
 
     @server.get("/api/v1/datasets/<name>/events")
-    @signed_in
-    def events(user_id: int, name: str) -> Any:
-        dataset = visible(user_id, name)
-        if dataset is None:
-            return _not_found(name)
+    @dataset_view
+    def events(dataset: dict[str, Any]) -> Any:
         limit = int(request.args.get("limit", "100"))
         values: dict[str, Any] = {"dataset": dataset["id"], "wanted": limit + 1}
         for number, spec in enumerate(request.args.getlist("filter")):

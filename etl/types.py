@@ -34,10 +34,11 @@ _LEADING_ZERO = re.compile(r"[+-]?0\d")
 # "-$2", "$-2", "2 €", "(1,234.50)", "($12)"). The currency signs are Metabase's for CSV
 # uploads. A percent sign is not read: 12% could mean 12 or 0.12, so it stays text.
 CURRENCY_SIGNS = "$€£¥₹₪₩₿¢"
-_AMOUNT = re.compile(
+AMOUNT_PATTERN = (  # also read by polars (etl.columnar): the same syntax in both
     rf"(?P<open>\()?(?P<before>[+-])?(?P<lead>[{CURRENCY_SIGNS}])?\s?(?P<after>[+-])?"
-    rf"(?P<number>\d[\d.,]*)\s?(?P<trail>[{CURRENCY_SIGNS}])?(?P<close>\))?"
+    rf"(?P<number>[0-9][0-9.,]*)\s?(?P<trail>[{CURRENCY_SIGNS}])?(?P<close>\))?"
 )
+_AMOUNT = re.compile(AMOUNT_PATTERN)
 
 
 class ColumnType(StrEnum):

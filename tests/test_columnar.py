@@ -11,13 +11,16 @@ import orjson
 import polars as pl
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.database import libpq_url
 from bench.ingest import write_csv
-from etl import pipeline
+from etl import columnar, pipeline
 from etl.columnar import ColumnarRefused, prepare_batches
 from etl.pipeline import IngestError, IngestOptions, ingest_csv
 from etl.runs import create_run
+from etl.types import plain_amount
 from tests.conftest import DATASETS
 
 FILES = sorted((DATASETS / "plotly").glob("*.csv")) + sorted(
@@ -244,3 +247,38 @@ def test_decimal_comma_numbers_load_the_same_by_columns_and_by_rows(database_url
     assert by_columns["columns"][1]["type"] == "float"
     # Rejected: seven forms that are not numbers here, and NA and "" in a required column.
     assert by_columns["counts"] == [1100 + len(COMMA_NASTY), 1100 + 8, 9, 0]
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.text(alphabet="$€£()+-.,0123456789 %\u00a0x", max_size=12), max_size=50))
+def test_amounts_are_read_by_polars_as_by_python(cells):
+    read = pl.DataFrame({"cell": cells}, schema={"cell": pl.String})
+    by_polars = read.select(columnar._plain_amount(pl.col("cell")).alias("plain"))["plain"]
+    assert by_polars.to_list() == [plain_amount(cell) or cell for cell in cells]
+
+
+def test_a_file_of_amounts_loads_by_columns_without_the_row_path(
+    database_url, tmp_path, monkeypatch
+):
+    path = tmp_path / "sales.csv"
+    rows = [
+        f"2024-01-01T00:{n // 60 % 60:02}:{n % 60:02}Z,${n}.25,(€{n}),{n} £" for n in range(3000)
+    ]
+    path.write_text("time,price,refund,fee\n" + "\n".join(rows) + "\n")
+    by_rows_alone = []
+    original = columnar._row_by_row
+
+    def row_by_row(rows, *args):
+        by_rows_alone.extend(rows)
+        return original(rows, *args)
+
+    monkeypatch.setattr(columnar, "_row_by_row", row_by_row)
+    by_columns, by_rows = load_both_ways(database_url, path)
+    assert_same(by_columns, by_rows)
+    assert by_columns["counts"] == [3000, 3000, 0, 0]
+    assert [column["type"] for column in by_columns["columns"]][1:] == [
+        "float",
+        "integer",
+        "integer",
+    ]
+    assert by_rows_alone == []

@@ -45,6 +45,9 @@ FRAME_SCHEMA: dict[str, pl.DataType] = {
 _ASCII_BLANKS = " \t\x0b\x0c"  # what str.strip() removes from an ASCII cell without line ends
 _INTEGER = r"^[+-]?[0-9]{1,18}$"  # 18 digits always fit in a bigint
 _FLOAT = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+# Thousands grouped with commas ("1,234", "1,234.5"), read as etl.types reads them: commas dropped.
+_GROUPED_INTEGER = r"^[+-]?[0-9]{1,3}(?:,[0-9]{3}){1,5}$"
+_GROUPED_FLOAT = r"^[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$"
 # A decimal-comma file's numbers ("1.234,5"), read as etl.types reads them: points dropped,
 # the comma made a point.
 _COMMA_FLOAT = r"^[+-]?(?:[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+)(?:,[0-9]+)?$"
@@ -258,21 +261,25 @@ def _column_stages(validator: RowValidator, index: int, amounts: set[int]) -> St
     a = f"a{index}"
     amount = pl.col(a)  # the cell, or the number of an amount written with a currency sign
     plain = _plain_amount(stripped) if position in amounts else stripped
+    ungrouped = amount.str.replace_all(",", "", literal=True)
+    # A decimal-comma file's integers have no comma (its grouped ones go row by row).
+    comma = validator.numbers.decimal_comma
+    integer_form = _INTEGER if comma else f"{_INTEGER}|{_GROUPED_INTEGER}"
     if kind is ColumnType.INTEGER:
         return [
             first,
             [blank, plain.alias(a)],
-            [amount.str.contains(_INTEGER).alias(m)],
+            [amount.str.contains(integer_form).alias(m)],
             [
-                pl.when(pl.col(m)).then(amount.cast(pl.Int64, strict=False)).alias(v),
+                pl.when(pl.col(m)).then(ungrouped.cast(pl.Int64, strict=False)).alias(v),
                 (pl.col(b) | pl.col(m)).alias(s),
             ],
             [plain_json],
         ]
     if kind is ColumnType.FLOAT:
         n = f"n{index}"
-        number, form = amount, _FLOAT
-        if validator.numbers.decimal_comma:
+        number, form = ungrouped, f"{_FLOAT}|{_GROUPED_FLOAT}"
+        if comma:
             number = amount.str.replace_all(".", "", literal=True)
             number, form = number.str.replace(",", ".", literal=True), _COMMA_FLOAT
         return [

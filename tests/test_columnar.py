@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import random
 import struct
@@ -139,6 +140,10 @@ NASTY = [
     '2024-01-01,"$1,200",($3.50),y,amounts',
     "2024-01-01,$-2,2 €,y,amounts with the sign inside or the currency after",
     "2024-01-01,12%,$$1,y,a percent and two signs",
+    '2024-01-01,"1,234,567","1,234,567.25",y,grouped more',
+    '2024-01-01,"12,34","1,2345.5",y,bad groups',
+    '2024-01-01,"-1,234","+1,234.",y,signed groups',
+    '2024-01-01,"1,234,567,890,123,456,789","1,234,567,890,123,456,789",y,long groups',
 ]
 
 
@@ -240,13 +245,15 @@ COMMA_NASTY = [
 def test_decimal_comma_numbers_load_the_same_by_columns_and_by_rows(database_url, tmp_path):
     lines = ["when;amount;count", *[f"2024-01-01;{n},5;2" for n in range(1100)]]
     lines += [f"2024-01-02;{value};1.234" for value in COMMA_NASTY]
+    lines += ["2024-01-03;1,5;1,234", "2024-01-03;€1,5;(2)"]  # a comma in an integer is refused
     path = tmp_path / "komma.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     by_columns, by_rows = load_both_ways(database_url, path, key_columns=())
     assert_same(by_columns, by_rows)
     assert by_columns["columns"][1]["type"] == "float"
-    # Rejected: seven forms that are not numbers here, and NA and "" in a required column.
-    assert by_columns["counts"] == [1100 + len(COMMA_NASTY), 1100 + 8, 9, 0]
+    # Rejected: seven forms that are not numbers here, NA and "" in a required column, and
+    # "1,234" as an integer.
+    assert by_columns["counts"] == [1100 + len(COMMA_NASTY) + 2, 1100 + 8 + 1, 10, 0]
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -261,10 +268,14 @@ def test_a_file_of_amounts_loads_by_columns_without_the_row_path(
     database_url, tmp_path, monkeypatch
 ):
     path = tmp_path / "sales.csv"
-    rows = [
-        f"2024-01-01T00:{n // 60 % 60:02}:{n % 60:02}Z,${n}.25,(€{n}),{n} £" for n in range(3000)
-    ]
-    path.write_text("time,price,refund,fee\n" + "\n".join(rows) + "\n")
+    # Grouped thousands too, and a column with blanks (nullable: its values are not required).
+    with path.open("w", newline="") as out:  # quoted only where a comma needs it
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["time", "price", "refund", "fee", "units"])
+        for n in range(3000):
+            when = f"2024-01-01T00:{n // 60 % 60:02}:{n % 60:02}Z"
+            units = "" if n % 10 == 0 else f"{n * 1000:,}"
+            writer.writerow([when, f"${n:,}.25", f"(€{n})", f"{n} £", units])
     by_rows_alone = []
     original = columnar._row_by_row
 
@@ -278,6 +289,7 @@ def test_a_file_of_amounts_loads_by_columns_without_the_row_path(
     assert by_columns["counts"] == [3000, 3000, 0, 0]
     assert [column["type"] for column in by_columns["columns"]][1:] == [
         "float",
+        "integer",
         "integer",
         "integer",
     ]

@@ -36,6 +36,7 @@ from psycopg.rows import dict_row
 from sqlalchemy import event
 
 from app.event_queries import decode_cursor, encode_cursor
+from app.extensions import db
 from etl.connection import libpq_url
 
 STATEMENTS_ENV = "BARE_API_STATEMENTS"  # the recorded statements' file, for gunicorn's workers
@@ -67,8 +68,6 @@ def record_statements(server: Flask, token: str, dataset: str) -> dict[str, Stat
                 log.append((query, dict(params)))
             return super().execute(query, params, **kwargs)
 
-    from app.extensions import db
-
     with server.app_context():
         engine = db.engine
 
@@ -90,8 +89,7 @@ def record_statements(server: Flask, token: str, dataset: str) -> dict[str, Stat
         paths = requests_to_record(dataset, datetime.now(UTC) - timedelta(hours=1))
         client.get(paths["datasets"], headers=headers)  # the token's first use is written down
         recorded: dict[str, Statement] = {}
-        token_statement, recorded["datasets"] = statements_of(paths["datasets"])
-        recorded["token"] = token_statement
+        recorded["token"], recorded["datasets"] = statements_of(paths["datasets"])
         _, recorded["dataset"] = statements_of(paths["dataset"])
         for kind in ("series", "grouped", "events"):
             *_, recorded[kind] = statements_of(paths[kind])

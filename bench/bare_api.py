@@ -22,17 +22,17 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 import orjson
 import psycopg
 from flask import Flask, Response, request
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import event
 
 from app.event_queries import decode_cursor, encode_cursor
@@ -138,6 +138,103 @@ def _untyped(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+Rows = list[dict[str, Any]]
+Answer = tuple[int, bytes]  # HTTP status, JSON body
+# A request's work: it yields each statement to run, (kind, values), and is sent its rows.
+Work = Generator[tuple[str, dict[str, Any]], Rows, Answer]
+
+
+def answer(path: str, args: dict[str, list[str]], authorization: str) -> Work:
+    """Answer a request of the read mix as ours does, one recorded statement at a time."""
+    bearer = authorization.removeprefix("Bearer ")
+    users = yield "token", {"digest": hashlib.sha256(bearer.encode()).hexdigest()}
+    if not users:
+        return 401, orjson.dumps({"error": {"code": "unauthorized"}})
+    user_id = users[0]["id"]
+    if path == "/api/v1/datasets":
+        listed = yield "datasets", {"user_id": user_id}
+        return 200, orjson.dumps({"datasets": [_describe(row) for row in listed]})
+    parts = path.removeprefix("/api/v1/datasets/").split("/")
+    if not path.startswith("/api/v1/datasets/") or len(parts) > 2:
+        return 404, orjson.dumps({"error": {"code": "not_found"}})
+    found = yield "dataset", {"user_id": user_id, "name": parts[0]}
+    if not found:
+        return 404, _not_found(parts[0])
+    dataset, view = found[0], parts[1] if len(parts) == 2 else ""
+    if view == "series":
+        end = datetime.now(UTC)
+        start = datetime.fromisoformat(args["from"][0]) if "from" in args else end - DAY
+        grouped = "group_by" in args
+        (row,) = yield (
+            "grouped" if grouped else "series",
+            {"start": start, "end": end, "dataset": dataset["id"]},
+        )
+        return 200, orjson.dumps(_series(dataset, args, start, end, grouped, row))
+    if view == "events":
+        limit = int(args.get("limit", ["100"])[0])
+        kind, values = _events_query(dataset, args, limit)
+        rows = yield kind, values
+        return 200, orjson.dumps(_page(rows, limit))
+    return (200, orjson.dumps(_describe(dataset))) if not view else (404, _not_found(view))
+
+
+def _series(
+    dataset: dict[str, Any],
+    args: dict[str, list[str]],
+    start: datetime,
+    end: datetime,
+    grouped: bool,
+    row: dict[str, Any],
+) -> dict[str, Any]:
+    written = orjson.Fragment(next(iter(row.values())))  # the JSON PostgreSQL wrote, as in ours
+    series = {
+        "dataset": dataset["name"],
+        **{name: args.get(name, [None])[0] for name in ("bucket", "agg", "field")},
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "points": [] if grouped else written,
+    }
+    return series | {"groups": written} if grouped else series
+
+
+def _events_query(
+    dataset: dict[str, Any], args: dict[str, list[str]], limit: int
+) -> tuple[str, dict[str, Any]]:
+    values: dict[str, Any] = {"dataset": dataset["id"], "wanted": limit + 1}
+    for number, spec in enumerate(args.get("filter", [])):
+        field, _, value = spec.split(":", 2)
+        values[f"f{number}"] = field
+        values[f"v{number}"] = float(value) if field == "value" else value
+    if "cursor" not in args:
+        return "events", values
+    values["after_ts"], values["after_id"] = decode_cursor(args["cursor"][0])
+    return "events_after", values
+
+
+def _page(rows: Rows, limit: int) -> dict[str, Any]:
+    found = sorted((row for row in rows if row["seen"] is None), key=_order)
+    events = [
+        {
+            "id": r["id"],
+            "ts": r["ts"].astimezone(UTC).isoformat(),
+            "values": orjson.Fragment(r["payload"]),
+        }
+        for r in found[:limit]
+    ]
+    after = found[limit - 1] if len(found) > limit else None
+    return {
+        "events": events,
+        "next_cursor": encode_cursor(after["ts"], after["id"]) if after else None,
+    }
+
+
+def _checked(statements: dict[str, Statement]) -> dict[str, Statement]:
+    missing = set(KINDS) - set(statements)
+    if missing:
+        raise ValueError(f"statements missing: {', '.join(sorted(missing))}")
+    return statements
+
+
 class Connections:
     """One autocommit connection a thread, kept open (as our app's pool keeps its own)."""
 
@@ -146,14 +243,12 @@ class Connections:
         self.local = threading.local()
         self.opened: list[psycopg.Connection[Any]] = []
 
-    @contextmanager
-    def cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+    def cursor(self) -> psycopg.Cursor[dict[str, Any]]:
         connection = getattr(self.local, "connection", None)
         if connection is None or connection.closed:
             connection = self.local.connection = psycopg.connect(self.address, autocommit=True)
             self.opened.append(connection)
-        with connection.cursor(row_factory=dict_row) as opened:
-            yield opened
+        return connection.cursor(row_factory=dict_row)
 
     def close(self) -> None:
         for connection in self.opened:
@@ -161,109 +256,97 @@ class Connections:
 
 
 def create_server(database_url: str, statements: dict[str, Statement]) -> Flask:
-    """The bare app: each request runs its recorded statements with its own values."""
-    missing = set(KINDS) - set(statements)
-    if missing:
-        raise ValueError(f"statements missing: {', '.join(sorted(missing))}")
+    """The bare Flask app (for gunicorn): each request runs its recorded statements."""
+    statements = _checked(statements)
     server = Flask(__name__)
     connections = server.extensions["bare_api"] = Connections(libpq_url(database_url))
 
-    def run(kind: str, **values: Any) -> list[dict[str, Any]]:
-        sql, recorded = statements[kind]
-        with connections.cursor() as opened:
-            return opened.execute(sql, recorded | values).fetchall()
-
-    def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
-        def checked(**kwargs: Any) -> Any:
-            bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
-            digest = hashlib.sha256(bearer.encode()).hexdigest()
-            rows = run("token", digest=digest)
-            if not rows:
-                return _json({"error": {"code": "unauthorized"}}, 401)
-            return view(rows[0]["id"], **kwargs)
-
-        checked.__name__ = view.__name__
-        return checked
-
-    def dataset_view(view: Callable[..., Any]) -> Callable[..., Any]:
-        """A view of a dataset the token's user may see (404 as ours for any other)."""
-
-        def found(user_id: int, name: str) -> Any:
-            rows = run("dataset", user_id=user_id, name=name)
-            return view(rows[0]) if rows else _not_found(name)
-
-        found.__name__ = view.__name__
-        return signed_in(found)
-
     @server.get("/healthz")
     def healthz() -> Any:
-        return _json({"status": "ok"})
+        return Response(b'{"status":"ok"}', mimetype="application/json")
 
-    @server.get("/api/v1/datasets")
-    @signed_in
-    def datasets(user_id: int) -> Any:
-        return _json({"datasets": [_describe(row) for row in run("datasets", user_id=user_id)]})
-
-    @server.get("/api/v1/datasets/<name>")
-    @dataset_view
-    def describe(dataset: dict[str, Any]) -> Any:
-        return _json(_describe(dataset))
-
-    @server.get("/api/v1/datasets/<name>/series")
-    @dataset_view
-    def series(dataset: dict[str, Any]) -> Any:
-        end = datetime.now(UTC)
-        args = request.args
-        grouped = args.get("group_by")
-        start = datetime.fromisoformat(args["from"]) if "from" in args else end - DAY
-        kind = "grouped" if grouped else "series"
-        (row,) = run(kind, dataset=dataset["id"], start=start, end=end)
-        written = next(iter(row.values()))  # the JSON array PostgreSQL wrote, as in ours
-        answer = {
-            "dataset": dataset["name"],
-            "bucket": args.get("bucket"),
-            "agg": args.get("agg"),
-            "field": args.get("field"),
-            "from": start.isoformat(),
-            "to": end.isoformat(),
-            "points": [] if grouped else orjson.Fragment(written),
-        }
-        if grouped:
-            answer["groups"] = orjson.Fragment(written)
-        return _json(answer)
-
-    @server.get("/api/v1/datasets/<name>/events")
-    @dataset_view
-    def events(dataset: dict[str, Any]) -> Any:
-        limit = int(request.args.get("limit", "100"))
-        values: dict[str, Any] = {"dataset": dataset["id"], "wanted": limit + 1}
-        for number, spec in enumerate(request.args.getlist("filter")):
-            field, _, value = spec.split(":", 2)
-            values[f"f{number}"] = field
-            values[f"v{number}"] = float(value) if field == "value" else value
-        kind = "events"
-        if "cursor" in request.args:
-            kind = "events_after"
-            values["after_ts"], values["after_id"] = decode_cursor(request.args["cursor"])
-        rows = sorted((r for r in run(kind, **values) if r["seen"] is None), key=_order)
-        page = [
-            {
-                "id": r["id"],
-                "ts": r["ts"].astimezone(UTC).isoformat(),
-                "values": orjson.Fragment(r["payload"]),
-            }
-            for r in rows[:limit]
-        ]
-        after = rows[limit - 1] if len(rows) > limit else None
-        next_cursor = encode_cursor(after["ts"], after["id"]) if after else None
-        return _json({"events": page, "next_cursor": next_cursor})
+    @server.get("/<path:path>")
+    def read(path: str) -> Any:
+        work = answer(
+            f"/{path}", request.args.to_dict(flat=False), request.headers.get("Authorization", "")
+        )
+        try:
+            kind, values = next(work)
+            while True:
+                sql, recorded = statements[kind]
+                with connections.cursor() as cursor:
+                    rows = cursor.execute(sql, recorded | values).fetchall()
+                kind, values = work.send(rows)
+        except StopIteration as done:
+            status, body = done.value
+        return Response(body, status=status, mimetype="application/json")
 
     return server
+
+
+class AsgiServer:
+    """The same work as a raw ASGI app: uvicorn (uvloop, httptools), psycopg's async pool.
+
+    No framework: the leanest Python serving there is, to say what the read mix's statements
+    allow beyond Flask under gunicorn.
+    """
+
+    def __init__(self, database_url: str, statements: dict[str, Statement]) -> None:
+        self.statements = _checked(statements)
+        self.pool = AsyncConnectionPool(
+            libpq_url(database_url), min_size=4, max_size=8, kwargs={"autocommit": True}, open=False
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        status, body = 200, b'{"status":"ok"}'
+        if scope["path"] != "/healthz":
+            headers = dict(scope["headers"])
+            args = parse_qs(scope["query_string"].decode())
+            work = answer(scope["path"], args, headers.get(b"authorization", b"").decode())
+            status, body = await self._run(work)
+        length = str(len(body)).encode()
+        start = {b"content-type": b"application/json", b"content-length": length}
+        await send(
+            {"type": "http.response.start", "status": status, "headers": list(start.items())}
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _run(self, work: Work) -> Answer:
+        try:
+            kind, values = next(work)
+            while True:
+                sql, recorded = self.statements[kind]
+                async with self.pool.connection() as connection:
+                    cursor = connection.cursor(row_factory=dict_row)
+                    rows = await (await cursor.execute(sql, recorded | values)).fetchall()
+                kind, values = work.send(rows)
+        except StopIteration as done:
+            result: Answer = done.value
+            return result
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.pool.open()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.pool.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 def from_environment() -> Flask:
     """gunicorn's factory (``bench.bare_api:from_environment()``)."""
     return create_server(os.environ["DATABASE_URL"], load(Path(os.environ[STATEMENTS_ENV])))
+
+
+def asgi_from_environment() -> AsgiServer:
+    """uvicorn's factory (``uvicorn --factory bench.bare_api:asgi_from_environment``)."""
+    return AsgiServer(os.environ["DATABASE_URL"], load(Path(os.environ[STATEMENTS_ENV])))
 
 
 def _order(row: dict[str, Any]) -> tuple[datetime, int]:
@@ -280,9 +363,5 @@ def _describe(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _not_found(name: str) -> Response:
-    return _json({"error": {"code": "not_found", "message": f"no dataset {name!r}"}}, 404)
-
-
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+def _not_found(name: str) -> bytes:
+    return orjson.dumps({"error": {"code": "not_found", "message": f"no dataset {name!r}"}})

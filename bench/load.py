@@ -9,9 +9,11 @@ keys) and ``live_ws.js`` (WebSocket subscribers while rows are pushed), one afte
 and each one's summary gives requests/s, p50/p95/p99 latency and errors. k6 runs on the same
 machine as the server, so it takes part of the CPU the server could have had.
 
-Right after ours, the read mix runs again against its baseline (``bench.bare_api``): a bare
-Flask app under the same server settings that sends PostgreSQL the statements ours sends for
-the same requests and nothing else; ``ratio_vs_bare`` is ours over it (``--no-bare`` skips it).
+Right after ours, the read mix runs again against two baselines (``bench.bare_api``) that
+send PostgreSQL the statements ours sends for the same requests and nothing else: a bare
+Flask app under the same server settings, and a raw ASGI app under uvicorn with as many
+workers. ``ratio_vs_bare`` and ``ratio_vs_bare_asgi`` are ours over each (``--no-bare``
+skips them).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ REGIONS = ("north", "south", "east", "west")
 SEED_BATCH = 5000
 TREND_STATS = "avg,med,p(95),p(99),max"
 K6_THRESHOLDS_FAILED = 99  # k6's exit code when a threshold is crossed
+BASELINES = {"api_read_bare": " (bare Flask)", "api_read_bare_asgi": " (bare ASGI)"}
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class Settings:
     seed_rows: int = 20_000
     p99_ms: float = 100.0
     server_url: str | None = None
-    bare: bool = True  # also the read mix against bench.bare_api
+    bare: bool = True  # also the read mix against bench.bare_api, Flask and ASGI
 
 
 def seed(app: BenchApp, rows: int) -> None:
@@ -108,10 +111,18 @@ def free_port() -> int:
 
 @contextmanager
 def web_server(
-    app: BenchApp, hub_port: int, settings: Settings, statements: Path | None = None
+    app: BenchApp,
+    hub_port: int,
+    settings: Settings,
+    statements: Path | None = None,
+    asgi: bool = False,
 ) -> Iterator[tuple[str, int]]:
-    """Serve ``wsgi:server`` (with ``statements``: ``bench.bare_api`` running them) on a free
-    port; yield its URL and pid once /healthz answers."""
+    """Serve ``wsgi:server`` on a free port; yield its URL and pid once /healthz answers.
+
+    With ``statements``, serve ``bench.bare_api`` running them instead: its Flask app under
+    the same server and settings, or (``asgi``) its ASGI app under uvicorn with as many
+    worker processes.
+    """
     port = free_port()
     with ExitStack() as stack:
         metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="iw-bench-prom-"))
@@ -126,7 +137,11 @@ def web_server(
             env[bare_api.STATEMENTS_ENV] = str(statements)
             target = "bench.bare_api:from_environment()"
         workers = str(settings.workers)
-        if settings.server == "gunicorn":
+        if asgi:
+            target = "bench.bare_api:asgi_from_environment"
+            command = ["-m", "uvicorn", "--factory", "--workers", workers, "--port", str(port)]
+            command += ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
+        elif settings.server == "gunicorn":
             command = ["-m", "gunicorn", "--workers", workers, "--threads", str(settings.threads)]
             command += ["--bind", f"127.0.0.1:{port}"]
         else:
@@ -351,14 +366,19 @@ def run(settings: Settings, progress: Any, show_progress: bool) -> dict[str, Any
             bare_url, servers["api_read_bare"] = stack.enter_context(
                 web_server(app, hub.port, settings, statements)
             )
+            asgi_url, servers["api_read_bare_asgi"] = stack.enter_context(
+                web_server(app, hub.port, settings, statements, asgi=True)
+            )
             script, env = runs.pop("api_read")
-            bare = (script, {**env, "API_URL": bare_url})
-            runs = {"api_read": (script, env), "api_read_bare": bare, **runs}
+            runs = {
+                "api_read": (script, env),
+                "api_read_bare": (script, {**env, "API_URL": bare_url}),
+                "api_read_bare_asgi": (script, {**env, "API_URL": asgi_url}),
+                **runs,
+            }
         database_pid = database_server_pid(database_url)
         for name, (script, env) in runs.items():
-            progress(
-                f"k6 {script} for {settings.seconds:g} s" + (" (bare)" if "bare" in name else "")
-            )
+            progress(f"k6 {script} for {settings.seconds:g} s{BASELINES.get(name, '')}")
             results[name] = measured_run(script, env, servers[name], database_pid, show_progress)
     reads = results["api_read"]
     measured = {name: reads[name] for name in BARS}
@@ -388,17 +408,22 @@ def run(settings: Settings, progress: Any, show_progress: bool) -> dict[str, Any
 
 
 def _against_bare(results: dict[str, Any]) -> dict[str, Any]:
-    """Ours over the bare baseline, and whether the baseline itself meets the bars."""
-    bare = results.get("api_read_bare")
-    if bare is None or not bare["requests_per_s"]:
-        return {}
+    """Ours over each bare baseline, and whether each baseline itself meets the bars."""
     ours = results["api_read"]
-    return {
-        "ratio_vs_bare": round(ours["requests_per_s"] / bare["requests_per_s"], 3),
-        "bare_meets_bars": bare["requests_per_s"] >= BARS["requests_per_s"]
-        and bare["p99_ms"] <= BARS["p99_ms"]
-        and bare["errors"] == 0,
-    }
+    figures: dict[str, Any] = {}
+    for suffix in ("", "_asgi"):
+        bare = results.get(f"api_read_bare{suffix}")
+        if bare is None or not bare["requests_per_s"]:
+            continue
+        figures[f"ratio_vs_bare{suffix}"] = round(
+            ours["requests_per_s"] / bare["requests_per_s"], 3
+        )
+        figures[f"bare{suffix}_meets_bars"] = (
+            bare["requests_per_s"] >= BARS["requests_per_s"]
+            and bare["p99_ms"] <= BARS["p99_ms"]
+            and bare["errors"] == 0
+        )
+    return figures
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -408,12 +433,12 @@ def format_table(result: dict[str, Any]) -> str:
         f"{result['seconds']:g} s a script, {result['vus']} read VUs, "
         f"{result['clients']} WebSocket clients, {result['cpu_count']} CPUs shared with k6, "
         f"load {result['load_average_before']}",
-        f"{'script':<14}{'req/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
+        f"{'script':<19}{'req/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
         f"{'errors':>8}{'thresholds':>12}{'web CPU ms/req':>16}{'db CPU ms/req':>15}",
     ]
     for name, figures_of in result["scripts"].items():
         lines.append(
-            f"{name:<14}{figures_of['requests_per_s']:>10,.1f}{figures_of['p50_ms']:>10.1f}"
+            f"{name:<19}{figures_of['requests_per_s']:>10,.1f}{figures_of['p50_ms']:>10.1f}"
             f"{figures_of['p95_ms']:>10.1f}{figures_of['p99_ms']:>10.1f}"
             f"{figures_of['errors'] + figures_of['checks_failed']:>8}"
             f"{'met' if figures_of['thresholds_met'] else 'NOT met':>12}"
@@ -431,12 +456,13 @@ def format_table(result: dict[str, Any]) -> str:
         verdict = "met" if result["bars_met"][name] else "NOT met"
         sign = ">=" if name == "requests_per_s" else "<="
         lines.append(f"read mix {name:<16}{reads[name]:>10,.1f}   bar {sign} {bar:g}: {verdict}")
-    if "ratio_vs_bare" in result:
-        meets = "meets" if result["bare_meets_bars"] else "does NOT meet"
-        lines.append(
-            f"read mix ratio_vs_bare {result['ratio_vs_bare']:>8.3f}   "
-            f"(the bare baseline {meets} the bars)"
-        )
+    for suffix, what in (("", "Flask"), ("_asgi", "ASGI")):
+        if f"ratio_vs_bare{suffix}" in result:
+            meets = "meets" if result[f"bare{suffix}_meets_bars"] else "does NOT meet"
+            lines.append(
+                f"read mix ratio_vs_bare{suffix:<5} {result[f'ratio_vs_bare{suffix}']:>8.3f}   "
+                f"(the bare {what} baseline {meets} the bars)"
+            )
     return "\n".join(lines)
 
 
@@ -468,7 +494,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--no-bare",
         dest="bare",
         action="store_false",
-        help="skip the read mix against its bare baseline (bench/bare_api.py)",
+        help="skip the read mix against its bare baselines (bench/bare_api.py)",
     )
     add_output_and_server(parser)
 

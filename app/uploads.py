@@ -235,7 +235,7 @@ def preview_upload(upload_id: object, decimal_mark: object = None) -> UploadPrev
     pair = combine_date_and_time(columns, sample)
     return UploadPreview(
         upload_id=path.stem,
-        format=describe_format(reader.format.describe(), numbers),
+        format=describe_format(reader.format, numbers),
         columns=columns,
         rows=[dict(zip(names, fields, strict=False)) for fields in sample[:PREVIEW_ROWS]],
         time_column=time_column,

@@ -251,46 +251,17 @@ def _column_stages(validator: RowValidator, index: int, amounts: set[int]) -> St
             ],
             [_quoted_json(pl.col(v), escaped).alias(j)],
         ]
-    t, b, m = (f"{prefix}{index}" for prefix in "tbm")
+    t, b = f"t{index}", f"b{index}"
     stripped = pl.col(t)
     first = [
         cell.str.strip_chars(_ASCII_BLANKS).alias(t),
     ]
     blank = ((stripped == "") | stripped.str.to_lowercase().is_in(_NULL_WORDS)).alias(b)
     plain_json = pl.col(v).cast(pl.String).fill_null("null").alias(j)
-    a = f"a{index}"
-    amount = pl.col(a)  # the cell, or the number of an amount written with a currency sign
-    plain = _plain_amount(stripped) if position in amounts else stripped
-    ungrouped = amount.str.replace_all(",", "", literal=True)
-    # A decimal-comma file's integers have no comma (its grouped ones go row by row).
-    comma = validator.numbers.decimal_comma
-    integer_form = _INTEGER if comma else f"{_INTEGER}|{_GROUPED_INTEGER}"
-    if kind is ColumnType.INTEGER:
-        return [
-            first,
-            [blank, plain.alias(a)],
-            [amount.str.contains(integer_form).alias(m)],
-            [
-                pl.when(pl.col(m)).then(ungrouped.cast(pl.Int64, strict=False)).alias(v),
-                (pl.col(b) | pl.col(m)).alias(s),
-            ],
-            [plain_json],
-        ]
-    if kind is ColumnType.FLOAT:
-        n = f"n{index}"
-        number, form = ungrouped, f"{_FLOAT}|{_GROUPED_FLOAT}"
-        if comma:
-            number = amount.str.replace_all(".", "", literal=True)
-            number, form = number.str.replace(",", ".", literal=True), _COMMA_FLOAT
-        return [
-            first,
-            [blank, plain.alias(a)],
-            [number.cast(pl.Float64, strict=False).alias(n)],
-            [(amount.str.contains(form) & pl.col(n).is_finite()).fill_null(False).alias(m)],
-            [pl.when(pl.col(m)).then(pl.col(n)).alias(v), (pl.col(b) | pl.col(m)).alias(s)],
-            # polars and orjson both print the shortest repr that reads back (tested).
-            [plain_json],
-        ]
+    if kind in (ColumnType.INTEGER, ColumnType.FLOAT):
+        comma = validator.numbers.decimal_comma
+        numbers = _number_stages(index, kind, comma, position in amounts, blank, plain_json)
+        return [first, *numbers]
     if kind is ColumnType.BOOLEAN:
         word = stripped.str.to_lowercase()
         value = (
@@ -313,6 +284,48 @@ def _column_stages(validator: RowValidator, index: int, amounts: set[int]) -> St
             ],
         ]
     return [first, *_timestamp_stages(index, blank)]
+
+
+def _number_stages(
+    index: int,
+    kind: ColumnType,
+    comma: bool,
+    read_amounts: bool,
+    blank: pl.Expr,
+    plain_json: pl.Expr,
+) -> Stages:
+    """The stages after the stripped cell of an integer or float column (``_column_stages``):
+    amounts read where ``read_amounts``, numbers in the file's decimal mark (``comma``)."""
+    stripped, m, v, s = (pl.col(f"t{index}"), f"m{index}", f"v{index}", f"s{index}")
+    a, b = f"a{index}", pl.col(f"b{index}")
+    amount = pl.col(a)  # the cell, or the number of an amount written with a currency sign
+    read = [blank, (_plain_amount(stripped) if read_amounts else stripped).alias(a)]
+    ungrouped = amount.str.replace_all(",", "", literal=True)
+    if kind is ColumnType.INTEGER:
+        # A decimal-comma file's integers have no comma (its grouped ones go row by row).
+        form = _INTEGER if comma else f"{_INTEGER}|{_GROUPED_INTEGER}"
+        return [
+            read,
+            [amount.str.contains(form).alias(m)],
+            [
+                pl.when(pl.col(m)).then(ungrouped.cast(pl.Int64, strict=False)).alias(v),
+                (b | pl.col(m)).alias(s),
+            ],
+            [plain_json],
+        ]
+    n = f"n{index}"
+    number, form = ungrouped, f"{_FLOAT}|{_GROUPED_FLOAT}"
+    if comma:
+        number = amount.str.replace_all(".", "", literal=True)
+        number, form = number.str.replace(",", ".", literal=True), _COMMA_FLOAT
+    return [
+        read,
+        [number.cast(pl.Float64, strict=False).alias(n)],
+        [(amount.str.contains(form) & pl.col(n).is_finite()).fill_null(False).alias(m)],
+        [pl.when(pl.col(m)).then(pl.col(n)).alias(v), (b | pl.col(m)).alias(s)],
+        # polars and orjson both print the shortest repr that reads back (tested).
+        [plain_json],
+    ]
 
 
 def _plain_amount(text: pl.Expr) -> pl.Expr:

@@ -16,7 +16,7 @@ from etl.columnar import ColumnarRefused, PreparedBatch, prepare_batches
 from etl.datasets import DatasetError, DatasetExists, DatasetSpec, create_dataset, get_dataset
 from etl.load import load_events, load_frames, store_rejections
 from etl.parse import SAMPLE_SIZE as PEEK_SIZE
-from etl.parse import CsvError, CsvReader, Header, Record, detect_format, make_header
+from etl.parse import CsvError, CsvFormat, CsvReader, Header, Record, detect_format, make_header
 from etl.types import (
     Column,
     ColumnType,
@@ -129,14 +129,15 @@ def ingest_csv(
         by_columns,
         numbers,
     )
-    summary.format = describe_format(reader.format.describe(), numbers)
+    summary.format = describe_format(reader.format, numbers)
     if progress is not None:
         progress(len(data) if whole else reader.bytes_read)
     return summary
 
 
-def describe_format(described: str, numbers: NumberStyle) -> str:
-    """Add the decimal comma to a file's format in words, where the file uses one."""
+def describe_format(fmt: CsvFormat, numbers: NumberStyle) -> str:
+    """A file's format in words, with its decimal comma where it uses one."""
+    described = fmt.describe()
     return f"{described}, decimal comma" if numbers.decimal_comma else described
 
 

@@ -142,20 +142,21 @@ def plain_amount(text: str) -> str | None:
     return f"-{match['number']}" if negative else match["number"]
 
 
-def _amounts(read: Callable[[str], object], what: str) -> Callable[[str], object]:
-    """``read``, also taking amounts (``plain_amount``) whose number it reads."""
+def _amounts(read: Callable[[str], object]) -> Callable[[str], object]:
+    """``read``, also taking amounts (``plain_amount``) whose number it reads; a bad one is
+    refused with the reason ``read`` gives for the cell as written."""
 
     def read_amount(text: str) -> object:
         try:
             return read(text)
-        except CoercionError:
+        except CoercionError as refusal:
             plain = plain_amount(text.strip())
             if plain is None:
                 raise
-        try:
-            return read(plain)
-        except CoercionError:
-            raise CoercionError(f"{quoted(text)} is not {what}") from None
+            try:
+                return read(plain)
+            except CoercionError:
+                raise refusal from None
 
     return read_amount
 
@@ -221,12 +222,10 @@ def _to_float_comma(text: str) -> float | None:
 
 # Integers and numbers as a file writes them (decimal comma or not), amounts included.
 _NUMBER_READERS = {
-    (ColumnType.INTEGER, False): _amounts(_to_integer, "an integer"),
-    (ColumnType.FLOAT, False): _amounts(_to_float, "a number"),
-    (ColumnType.INTEGER, True): _amounts(_to_integer_comma, "an integer"),
-    (ColumnType.FLOAT, True): _amounts(
-        _to_float_comma, "a number (the file writes decimals with a comma)"
-    ),
+    (ColumnType.INTEGER, False): _amounts(_to_integer),
+    (ColumnType.FLOAT, False): _amounts(_to_float),
+    (ColumnType.INTEGER, True): _amounts(_to_integer_comma),
+    (ColumnType.FLOAT, True): _amounts(_to_float_comma),
 }
 
 
@@ -421,8 +420,10 @@ def infer_number_style(sample: Sequence[Sequence[str]], delimiter: str | None) -
     for row in sample:
         for cell in row:
             value = cell.strip()
-            value = plain_amount(value) or value if len(value) <= 40 else value
-            if len(value) > 40 or _ONE_GROUP.fullmatch(value):
+            if len(value) > 40:
+                continue
+            value = plain_amount(value) or value
+            if _ONE_GROUP.fullmatch(value):
                 continue
             if _COMMA_DECIMAL.fullmatch(value) and not _GROUPED_NUMBER.fullmatch(value):
                 comma += 1

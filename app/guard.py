@@ -46,13 +46,15 @@ PUBLIC_ENDPOINTS = {
 PUBLIC_ENDPOINT_PREFIXES = ("_dash_assets",)
 # Modules outside pages/ whose callbacks have a rule of their own: Dash's own page router
 # (its output is the page layout, which is guarded itself) and the shell (theme, navigation)
-# for anyone signed in; saving a chart to a dashboard, offered on a viewer page, for analysts.
+# for anyone signed in; saving a chart to a dashboard, offered on a viewer page, for analysts;
+# the datasets page's list (its retention and delete buttons), for analysts like its page.
 SHELL_CALLBACK_MODULES = {
     "dash.dash": Role.VIEWER,
     "app.components.shell": Role.VIEWER,
     "app.components.dashboard_save": Role.ANALYST,
     "app.components.live_chart": Role.VIEWER,
     "app.components.live_save": Role.ANALYST,
+    "app.components.dataset_list": Role.ANALYST,
 }
 # Messages a live hub client may send, and the role each needs (the dataset is checked too).
 HUB_MESSAGE_ROLES = {"subscribe": Role.VIEWER, "unsubscribe": Role.VIEWER}

@@ -3,8 +3,7 @@ from dash import Input, Output, State, callback, dcc, no_update
 from flask_login import current_user
 
 from app.access import visible_datasets
-from app.components.dataset_list import dataset_action, dataset_list
-from app.components.grid import picked
+from app.components.dataset_list import dataset_list
 from app.components.upload import (
     PREVIEW_OUTPUTS,
     alert,
@@ -154,35 +153,3 @@ def download_rejected(clicks, run_id):
 )
 def refresh_runs(_clicks, _run_id):
     return recent_runs(current_user)
-
-
-@callback(
-    Output("datasets-retention-days", "value"),
-    Input("datasets-list-grid", "selectedRows"),
-    prevent_initial_call=True,
-)
-def show_retention(selected):
-    """Start from the picked dataset's retention (0: forever)."""
-    days = picked(selected, "retention_days")
-    return days if isinstance(days, int) and not isinstance(days, bool) else no_update
-
-
-@callback(
-    Output("datasets-list-grid", "rowData"),
-    Output("datasets-existing", "data"),
-    Output("datasets-manage-message", "children"),
-    Output("datasets-delete-confirm", "displayed"),
-    Output("datasets-delete-confirm", "message"),
-    Input("datasets-list-refresh", "n_clicks"),
-    Input("datasets-run-store", "data"),
-    Input("datasets-retention-set", "n_clicks"),
-    Input("datasets-delete", "n_clicks"),
-    Input("datasets-delete-confirm", "submit_n_clicks"),
-    State("datasets-list-grid", "selectedRows"),
-    State("datasets-retention-days", "value"),
-    prevent_initial_call=True,
-)
-def manage_datasets(_refresh, _run_id, _retention, _delete, _confirmed, selected, days):
-    """Refresh the list (and the datasets a file may go into); set a dataset's retention;
-    ask, then delete it (its owner or an admin)."""
-    return dataset_action(dash.ctx.triggered_id, current_user, selected, days)

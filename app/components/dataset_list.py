@@ -1,4 +1,5 @@
-"""The datasets list of the upload page: each dataset one may see, what it holds, who owns it."""
+"""The datasets list of the upload page: each dataset one may see, what it holds, who owns it,
+and its callbacks (retention, deletion, refresh), which the guard gives the page's role."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from datetime import UTC
 from typing import Any
 from urllib.parse import urlencode
 
+import dash
 import dash_ag_grid as dag
 import dash_mantine_components as dmc
-from dash import dcc, html, no_update
+from dash import Input, Output, State, callback, dcc, html, no_update
+from flask_login import current_user
 
 from app.access import visible_datasets
 from app.components.grid import PICK_ONE_ROW, picked, row_id
@@ -133,3 +136,43 @@ def dataset_action(trigger: object, user: User, selected: object, days: object) 
     visible = visible_datasets(user)
     names = [dataset.name for dataset in visible]
     return dataset_rows(dataset_overview(visible)), names, message, False, no_update
+
+
+@callback(
+    Output("datasets-retention-days", "value"),
+    Input("datasets-list-grid", "selectedRows"),
+    prevent_initial_call=True,
+)
+def show_retention(selected: object) -> Any:
+    """Start from the picked dataset's retention (0: forever)."""
+    days = picked(selected, "retention_days")
+    return days if isinstance(days, int) and not isinstance(days, bool) else no_update
+
+
+@callback(
+    Output("datasets-list-grid", "rowData"),
+    Output("datasets-existing", "data"),
+    Output("datasets-manage-message", "children"),
+    Output("datasets-delete-confirm", "displayed"),
+    Output("datasets-delete-confirm", "message"),
+    Input("datasets-list-refresh", "n_clicks"),
+    Input("datasets-run-store", "data"),
+    Input("datasets-retention-set", "n_clicks"),
+    Input("datasets-delete", "n_clicks"),
+    Input("datasets-delete-confirm", "submit_n_clicks"),
+    State("datasets-list-grid", "selectedRows"),
+    State("datasets-retention-days", "value"),
+    prevent_initial_call=True,
+)
+def manage_datasets(
+    _refresh: object,
+    _run_id: object,
+    _retention: object,
+    _delete: object,
+    _confirmed: object,
+    selected: object,
+    days: object,
+) -> tuple[Any, ...]:
+    """Refresh the list (and the datasets a file may go into); set a dataset's retention;
+    ask, then delete it (its owner or an admin)."""
+    return dataset_action(dash.ctx.triggered_id, current_user, selected, days)

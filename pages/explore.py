@@ -1,4 +1,3 @@
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import dash
@@ -6,25 +5,18 @@ from dash import Input, Output, State, callback, dcc, no_update
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
-from app import audit
 from app.access import find_visible_dataset, visible_datasets
-from app.charts import (
-    CHART_KEYS,
-    CUSTOM,
-    PRESETS,
-    Chart,
-    QueryError,
-    answer,
-    line_name,
-    parse_moment,
-    range_over,
+from app.charts import CHART_KEYS, CUSTOM, Chart
+from app.components.explore import explore_page
+from app.components.explore_steer import (
+    drawing,
+    drill,
+    export_csv,
+    picker,
+    where_the_data_is,
 )
-from app.components.explore import answer_figure, explore_page, message_figure, table_rows
-from app.components.messages import counted, sentence
-from app.event_queries import column_types, time_span
-from app.models import Dataset
+from app.event_queries import column_types
 from app.queries import numeric_fields
-from etl.export import csv_lines
 
 dash.register_page(
     __name__,
@@ -50,22 +42,8 @@ def layout(**query):
             notice += f"; showing {names[0]!r} instead." if names else "."
         chart = Chart.from_mapping({**query, "dataset": names[0] if names else None})
     elif "range" not in query:
-        chart, notice = _where_the_data_is(chart, found[chart.dataset])
+        chart, notice = where_the_data_is(chart, found[chart.dataset])
     return explore_page(names, chart, notice)
-
-
-def _where_the_data_is(chart: Chart, dataset: Dataset) -> tuple[Chart, str | None]:
-    """A link that names no range opens on the last day, unless the dataset has nothing
-    there (history uploaded from a file): then on the days its events span."""
-    span = time_span(dataset)
-    if span is None or span[1] >= datetime.now(UTC) - PRESETS[chart.range]:
-        return chart, None
-    start, end = range_over(*span)
-    notice = (
-        f"{chart.dataset} has no events in the last day; showing {start[:10]} to {end[:10]}, "
-        "where its events are."
-    )
-    return replace(chart, range=CUSTOM, start=start, end=end), notice
 
 
 def chart_from(values) -> Chart:
@@ -145,57 +123,6 @@ def steer(span, clicked, restyled, _added, start, end, bucket, filters, drawn, *
     return no_update, no_update, no_update, shown, shown, *keep[:3]
 
 
-def drill(clicked, restyled, filters, drawn, bucket):
-    """A clicked point zooms into its bucket (and group); a legend click keeps one group."""
-    group_field = drawn.get("group")
-    groups = drawn.get("groups") or []
-    no = no_update
-    if dash.ctx.triggered_prop_ids.get("explore-graph.restyleData") is not None:
-        visible_lines = legend_choice(restyled)
-        if group_field and len(visible_lines) == 1 and visible_lines[0] < len(groups):
-            chosen = groups[visible_lines[0]]
-            if chosen is not None:
-                return no, no, no, no, no, no, with_filter(filters, group_field, chosen), no
-        raise PreventUpdate
-    point = (clicked or {}).get("points", [{}])[0]
-    try:
-        start = parse_moment(str(point["x"]), "bucket")
-    except (KeyError, QueryError):
-        raise PreventUpdate from None
-    width = timedelta(seconds=float(drawn.get("width", 0)))
-    chosen = point.get("customdata")
-    narrowed = with_filter(filters, group_field, chosen) if group_field and chosen else filters
-    if width <= timedelta(minutes=1):  # nothing finer to zoom into: keep the range
-        return no, no, no, no, no, no, narrowed, no
-    end = start + width
-    naive = (start.replace(tzinfo=None), end.replace(tzinfo=None))
-    return CUSTOM, picker(naive[0]), picker(naive[1]), "block", "block", "auto", narrowed, no
-
-
-def legend_choice(restyled) -> list[int]:
-    """The lines left visible by a legend click ('toggleothers' hides all but one)."""
-    if not isinstance(restyled, list) or len(restyled) != 2 or not isinstance(restyled[0], dict):
-        return []
-    shown, indices = restyled[0].get("visible"), restyled[1]
-    if not isinstance(shown, list) or not isinstance(indices, list):
-        return []
-    return [index for index, seen in zip(indices, shown, strict=False) if seen is True]
-
-
-def with_filter(filters, field, value):
-    added = f"{field}:eq:{value}"
-    return filters if added in filters else [*filters, added]
-
-
-def picker(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def refused(message: str) -> tuple[object, ...]:
-    """The chart says why there is nothing to draw (not the last chart under a new question)."""
-    return message_figure(message, 420), {}, [], {"display": "none"}, no_update, message, None
-
-
 @callback(
     Output("explore-graph", "figure"),
     Output("explore-graph", "style"),
@@ -212,29 +139,7 @@ def draw(*values):
     dataset = visible(chart.dataset)
     if dataset is None:
         return (*(no_update,) * 5, "Choose a dataset.", None)
-    if chart.agg != "count" and chart.field not in numeric_fields(dataset):
-        return refused("Choose a numeric field.")
-    try:
-        found = answer(chart, dataset)
-    except QueryError as exc:
-        return refused(sentence(exc))
-    grouped = chart.group is not None
-    table = chart.view == "table"
-    points = sum(len(line.points) for line in found.lines)
-    count = len(found.lines)
-    lines = f" in {counted(count, 'group')}" if grouped else ""
-    note = f"{counted(points, 'point')} in {found.bucket} buckets{lines}"
-    note = note if points else "No events in this range."
-    drawn = {"width": found.width.total_seconds(), "group": chart.group, "groups": found.groups}
-    return (
-        answer_figure(found, chart.view, grouped, chart.agg),
-        {"display": "none"} if table else {},
-        table_rows(found, grouped),
-        {} if table else {"display": "none"},
-        "/explore?" + chart.query_string(),
-        note,
-        drawn,
-    )
+    return drawing(chart, dataset)
 
 
 @callback(
@@ -247,21 +152,7 @@ def export(_clicks, *values):
     """Export what the chart shows, computed again on the server (never the browser's copy)."""
     chart = chart_from(values)
     dataset = visible(chart.dataset)
-    if dataset is None:
+    content = None if dataset is None else export_csv(chart, dataset, current_user)
+    if content is None:
         return no_update
-    try:
-        found = answer(chart, dataset)
-    except QueryError:
-        return no_update
-    grouped = chart.group is not None
-    header = ["bucket", chart.group, found.title] if grouped else ["bucket", found.title]
-    rows = (
-        [bucket.isoformat(), line_name(line, found.title, grouped), value]
-        if grouped
-        else [bucket.isoformat(), value]
-        for line in found.lines
-        for bucket, value in line.points
-    )
-    content = "".join(csv_lines(header, rows))
-    audit.record_export("explore", current_user, dataset.name, agg=chart.agg, range=chart.range)
     return dcc.send_string(content, f"{dataset.name}-{chart.agg}-{chart.range}.csv")

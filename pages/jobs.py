@@ -3,6 +3,7 @@ from dash import Input, Output, State, callback, ctx, no_update
 from flask_login import current_user
 
 from app.access import visible_datasets
+from app.components import job_actions
 from app.components.jobs import (
     EDIT_FIELDS,
     EDIT_SCHEDULE_FIELDS,
@@ -10,8 +11,6 @@ from app.components.jobs import (
     FORM_FIELDS,
     SCHEDULE_FIELDS,
     SOURCE_FIELDS,
-    edit_reply,
-    edit_styles,
     field_styles,
     jobs_page,
     schedule_styles,
@@ -19,12 +18,8 @@ from app.components.jobs import (
 from app.components.upload import alert
 from app.job_views import (
     JobViewError,
-    act_on_job,
-    create_job_for,
-    edit_job_for,
     inbox_dir,
     is_admin,
-    job_form_for,
     list_jobs_for,
     list_runs_for,
     retry_run_for,
@@ -39,7 +34,6 @@ dash.register_page(
     required_role="analyst",
     description="Scheduled ingest jobs, their runs and retries.",
 )
-ACTION_BUTTONS = {"jobs-pause": "pause", "jobs-resume": "resume", "jobs-run": "run"}
 
 
 def layout(**_query):
@@ -67,12 +61,7 @@ def switch_fields(source_kind, schedule_kind):
     prevent_initial_call=True,
 )
 def create(_clicks, **form):
-    try:
-        job_id = create_job_for(current_user, form)
-    except JobViewError as exc:
-        return alert("The job was not created", str(exc), alert_id="jobs-create-error"), no_update
-    message = f"Job {job_id} is scheduled."
-    return alert("Created", message, color="teal", alert_id="jobs-create-done"), job_id
+    return job_actions.create(current_user, form)
 
 
 @callback(
@@ -89,19 +78,7 @@ def create(_clicks, **form):
     prevent_initial_call=True,
 )
 def act(_pause, _resume, _run, _delete, _confirmed, selected):
-    job_id = selected_id(selected)
-    if ctx.triggered_id == "jobs-delete":
-        if job_id is None:
-            return alert("Nothing to delete", "Select a job first."), no_update, False, no_update
-        question = f"Delete job {job_id}? Its past runs are kept."
-        return no_update, no_update, True, question
-    action = ACTION_BUTTONS.get(ctx.triggered_id, "delete")
-    try:
-        message = act_on_job(current_user, action, job_id)
-    except JobViewError as exc:
-        return alert("Refused", str(exc), alert_id="jobs-action-error"), no_update, False, no_update
-    done = alert("Done", message, color="teal", alert_id="jobs-action-done")
-    return done, {"action": action, "job": job_id}, False, no_update
+    return job_actions.act(current_user, ctx.triggered_id, selected)
 
 
 @callback(
@@ -125,20 +102,7 @@ def act(_pause, _resume, _run, _delete, _confirmed, selected):
 )
 def edit(_open, _save, selected, job_id, form):
     """Open the edit dialog on the selected job, or save it; the server checks both."""
-    if ctx.triggered_id == "jobs-edit":
-        try:
-            values = job_form_for(current_user, selected_id(selected))
-        except JobViewError as exc:
-            return edit_reply(message=alert("Nothing to edit", str(exc)))
-        shown = {key: values[key] for key in EDIT_FIELDS}
-        styles = edit_styles(values["source_kind"])
-        return edit_reply(opened=True, job=values["id"], values=shown, styles=styles)
-    try:
-        message = edit_job_for(current_user, job_id, form)
-    except JobViewError as exc:
-        return edit_reply(error=alert("Not saved", str(exc), alert_id="jobs-edit-refused"))
-    done = alert("Saved", message, color="teal", alert_id="jobs-edit-done")
-    return edit_reply(opened=False, message=done, edited=job_id)
+    return job_actions.edit(current_user, ctx.triggered_id, selected, job_id, form)
 
 
 @callback(

@@ -103,7 +103,7 @@ def choose_fields(name, chosen, group):
     State("explore-filter-op", "value"),
     State("explore-filter-value", "value"),
 )
-def steer(span, clicked, restyled, _added, start, end, bucket, filters, drawn, *new_filter):
+def steer(span, clicked, restyled, _added, start, end, _bucket, filters, drawn, *new_filter):
     """Change the range and filters: custom range, drill-down clicks and the filter builder."""
     trigger = dash.ctx.triggered_id
     filters = [item for item in filters or [] if isinstance(item, str)]
@@ -116,7 +116,7 @@ def steer(span, clicked, restyled, _added, start, end, bucket, filters, drawn, *
         added = f"{field}:{op}:{str(value).strip()}"
         return *keep[:6], [*filters, added] if added not in filters else filters, ""
     if trigger == "explore-graph" and isinstance(drawn, dict):
-        return drill(clicked, restyled, filters, drawn, bucket)
+        return drill(clicked, restyled, filters, drawn)
     if span == CUSTOM and not (start and end):
         now = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
         return CUSTOM, picker(now - timedelta(days=1)), picker(now), shown, shown, *keep[:3]

@@ -44,7 +44,7 @@ def where_the_data_is(chart: Chart, dataset: Dataset) -> tuple[Chart, str | None
 
 
 def drill(
-    clicked: Any, restyled: Any, filters: list[str], drawn: dict[str, Any], bucket: object
+    clicked: Any, restyled: Any, filters: list[str], drawn: dict[str, Any]
 ) -> tuple[Any, ...]:
     """A clicked point zooms into its bucket (and group); a legend click keeps one group."""
     group_field = drawn.get("group")

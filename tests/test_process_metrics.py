@@ -160,6 +160,12 @@ def test_a_worker_with_a_metrics_port_counts_the_rows_of_its_runs(start, databas
             return str(row.fetchone()[0])
 
         wait_for(lambda: status() == "succeeded", 30, "the worker to run the file")
+
+    def runs_counted() -> float:
+        return value(scrape(port), "insightwave_worker_runs_total", status="succeeded")
+
+    # The worker counts a run after reading back the status it recorded: the scrape waits.
+    wait_for(lambda: runs_counted() >= 1, 30, "the worker to count the run")
     samples = scrape(port)
     assert value(samples, "insightwave_ingest_rows_total", source="file", outcome="loaded") == 3
     assert value(samples, "insightwave_ingest_rows_total", source="file", outcome="rejected") == 1
